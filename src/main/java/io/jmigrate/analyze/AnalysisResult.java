@@ -44,8 +44,8 @@ public record AnalysisResult(Path file, boolean gzip, long length, String machin
         sections = List.copyOf(sections);
         commands = List.copyOf(commands);
         ramBlocks = List.copyOf(ramBlocks);
-        ramFlagCounts = Map.copyOf(ramFlagCounts);
-        extractedRam = Map.copyOf(extractedRam);
+        ramFlagCounts = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(ramFlagCounts));
+        extractedRam = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(extractedRam));
     }
 
     /**
