@@ -125,7 +125,15 @@ public final class StreamAnalyzer {
         if (!t.found()) {
             throw noVmdesc(src, t, options);
         }
-        return VmDesc.parse(t.json(), t.offset() + 5);
+        return parseVmdesc(src, t);
+    }
+
+    private static VmDesc parseVmdesc(StreamSource src, StreamSource.Tail t) {
+        try {
+            return VmDesc.parse(t.json(), t.offset() + 5);
+        } catch (MigrationException e) {
+            throw new MigrationException(e.category(), src.displayName() + ": " + e.getMessage(), e);
+        }
     }
 
     private static MigrationException noVmdesc(StreamSource src, StreamSource.Tail t, Options o) {
@@ -139,7 +147,7 @@ public final class StreamAnalyzer {
         tail = source.scanTail(options.limits().maxVmdesc() + 5);
         length = tail.totalLength();
         if (tail.found()) {
-            vmdesc = VmDesc.parse(tail.json(), tail.offset() + 5);
+            vmdesc = parseVmdesc(source, tail);
             pageSize = vmdesc.pageSize();
         }
         RamExtractor extractor = null;
