@@ -38,7 +38,7 @@ public record MultifdConfig(int channels, int pageSize, MultifdCompression compr
             throw new MigrationException(Category.CONFIG, "multifd compression, zero-page-detection and a positive "
                     + "timeout are required");
         }
-        if (level < 0 || level > compression.maxLevel()) {
+        if (compression != MultifdCompression.NONE && (level < 0 || level > compression.maxLevel())) {
             throw new MigrationException(Category.CONFIG, "multifd-" + compression.parameter() + "-level must be 0.."
                     + compression.maxLevel() + ", got " + level);
         }

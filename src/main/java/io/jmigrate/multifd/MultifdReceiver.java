@@ -167,6 +167,9 @@ public final class MultifdReceiver implements AutoCloseable {
         int got = 0;
         while (got < cfg.channels()) {
             if (Waits.acquire(semSync, this::syncHopeless)) {
+                if (exiting) {
+                    throw error();
+                }
                 got++;
                 continue;
             }
@@ -176,6 +179,9 @@ public final class MultifdReceiver implements AutoCloseable {
                 fail(new MigrationException(Category.PROTOCOL, "multifd channel(s) " + which
                         + " ended before reaching the SYNC that pairs with the main channel's MULTIFD_FLUSH"));
             }
+            throw error();
+        }
+        if (exiting) {
             throw error();
         }
         for (RecvChannel c : slots) {
