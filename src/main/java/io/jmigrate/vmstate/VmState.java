@@ -65,15 +65,22 @@ public final class VmState {
      */
     public static void save(QemuFileWriter w, VmStateDescription vmsd, VmStateValues values, int version,
                             ObjectNode vmdesc) {
+        save(w, vmsd, values, version, vmdesc, VmdescStyle.DEFAULT);
+    }
+
+    /** As {@link #save(QemuFileWriter, VmStateDescription, VmStateValues, int, ObjectNode)}, describing
+     *  uncompressed arrays in the vmdesc as the given QEMU release does. */
+    public static void save(QemuFileWriter w, VmStateDescription vmsd, VmStateValues values, int version,
+                            ObjectNode vmdesc, VmdescStyle style) {
         if (version > vmsd.versionId() || version < vmsd.minimumVersionId()) {
             throw new MigrationException(Category.INTERNAL, "cannot save vmsd '" + vmsd.name() + "' at version "
                     + version + ": it supports " + vmsd.minimumVersionId() + ".." + vmsd.versionId());
         }
-        saveState(w, vmsd, values, version, vmdesc, vmsd.name());
+        saveState(w, vmsd, values, version, vmdesc, vmsd.name(), style);
     }
 
     private static void saveState(QemuFileWriter w, VmStateDescription vmsd, VmStateValues values, int version,
-                                  ObjectNode desc, String ctx) {
+                                  ObjectNode desc, String ctx, VmdescStyle style) {
         ArrayNode descFields = null;
         if (desc != null) {
             desc.put("vmsd_name", vmsd.name());
@@ -86,10 +93,10 @@ public final class VmState {
             }
             String descName = descFields == null ? null : vmdescName(vmsd, f);
             switch (f.kind()) {
-                case FieldKind.Array a -> saveArray(w, f, a.element(), a.count(), values, descFields, descName, ctx);
+                case FieldKind.Array a -> saveArray(w, f, a.element(), a.count(), values, descFields, descName, ctx, style);
                 case FieldKind.VArray va -> {
                     long n = requireLong(values, va.countField(), ctx);
-                    saveArray(w, f, va.element(), n, values, descFields, descName, ctx);
+                    saveArray(w, f, va.element(), n, values, descFields, descName, ctx, style);
                 }
                 case FieldKind.VBuffer vb -> {
                     byte[] b = require(values, f.name(), byte[].class, ctx);
@@ -99,14 +106,14 @@ public final class VmState {
                                 + vb.lengthField() + "' says " + len);
                     }
                     long start = w.position();
-                    ObjectNode fd = startDescField(descFields, descName, -1, 1, false, "buffer");
+                    ObjectNode fd = startDescField(descFields, descName, -1, -1, "buffer");
                     w.putBytes(b);
                     endDescField(fd, w.position() - start);
                 }
                 case FieldKind.Element e -> {
                     long start = w.position();
-                    ObjectNode fd = startDescField(descFields, descName, -1, 1, false, e.type());
-                    saveElement(w, f, e, e instanceof FieldKind.Unused ? null : values.get(f.name()), fd, ctx);
+                    ObjectNode fd = startDescField(descFields, descName, -1, -1, e.type());
+                    saveElement(w, f, e, e instanceof FieldKind.Unused ? null : values.get(f.name()), fd, ctx, style);
                     endDescField(fd, w.position() - start);
                 }
             }
@@ -128,28 +135,34 @@ public final class VmState {
                 sd = descSubs.addObject();
             }
             w.putU8(SUBSECTION).putCountedString(s.name()).putBe32(s.vmsd().versionId());
-            saveState(w, s.vmsd(), sv, s.vmsd().versionId(), sd, s.name());
+            saveState(w, s.vmsd(), sv, s.vmsd().versionId(), sd, s.name(), style);
         }
     }
 
     private static void saveArray(QemuFileWriter w, VmStateField f, FieldKind.Element element, long n,
-                                  VmStateValues values, ArrayNode descFields, String descName, String ctx) {
+                                  VmStateValues values, ArrayNode descFields, String descName, String ctx,
+                                  VmdescStyle style) {
         List<?> list = require(values, f.name(), List.class, ctx);
         if (list.size() != n) {
             throw internal(ctx, f.name(), "array holds " + list.size() + " elements, expected " + n);
         }
         boolean compress = canCompress(f);
         for (int i = 0; i < n; i++) {
-            ObjectNode fd = (i == 0 || !compress)
-                    ? startDescField(descFields, descName, i, (int) n, compress, element.type()) : null;
+            // A compressed array is described once with array_len = n; an uncompressed one has
+            // one object per element, with "index" on the elements the style says.
+            ObjectNode fd = null;
+            if (descFields != null && (i == 0 || !compress)) {
+                fd = startDescField(descFields, descName, compress && n > 1 ? (int) n : -1,
+                        !compress && style.indexed(i, n) ? i : -1, element.type());
+            }
             long start = w.position();
-            saveElement(w, f, element, list.get(i), fd, ctx);
+            saveElement(w, f, element, list.get(i), fd, ctx, style);
             endDescField(fd, w.position() - start);
         }
     }
 
     private static void saveElement(QemuFileWriter w, VmStateField f, FieldKind.Element kind, Object value,
-                                    ObjectNode fd, String ctx) {
+                                    ObjectNode fd, String ctx, VmdescStyle style) {
         switch (kind) {
             case FieldKind.Int i -> {
                 if (!(value instanceof Long)) {
@@ -209,26 +222,24 @@ public final class VmState {
                     throw failType(ctx, f.name(), value, "VmStateValues");
                 }
                 ObjectNode sd = fd == null ? null : fd.putObject("struct");
-                saveState(w, s.vmsd(), x, s.vmsd().versionId(), sd, ctx + " > " + f.name());
+                saveState(w, s.vmsd(), x, s.vmsd().versionId(), sd, ctx + " > " + f.name(), style);
             }
         }
     }
 
     // ---- vmdesc helpers -----------------------------------------------------------------------
 
-    private static ObjectNode startDescField(ArrayNode fields, String name, int index, int n, boolean compress,
-                                             String type) {
+    /** Starts a vmdesc field object: {@code name}, then {@code array_len} or {@code index} (when >= 0), then {@code type}. */
+    private static ObjectNode startDescField(ArrayNode fields, String name, int arrayLen, int index, String type) {
         if (fields == null) {
             return null;
         }
         ObjectNode fd = fields.addObject();
         fd.put("name", name);
-        if (n > 1) {
-            if (compress) {
-                fd.put("array_len", n);
-            } else {
-                fd.put("index", index);
-            }
+        if (arrayLen >= 0) {
+            fd.put("array_len", arrayLen);
+        } else if (index >= 0) {
+            fd.put("index", index);
         }
         fd.put("type", type);
         return fd;

@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.stream.QemuFileWriter;
 
 import java.io.IOException;
 
@@ -42,14 +43,36 @@ public final class Vmdesc {
     private static final ObjectWriter QEMU_WRITER = MAPPER.writer(new QemuPrettyPrinter());
 
     private final long pageSize;
+    private final VmdescStyle style;
     private ObjectNode configuration;
     private final ArrayNode devices = JsonNodeFactory.instance.arrayNode();
 
     public Vmdesc(long pageSize) {
+        this(pageSize, VmdescStyle.DEFAULT);
+    }
+
+    /** A description written as QEMU release {@code style} writes it (see {@link VmdescStyle}). */
+    public Vmdesc(long pageSize, VmdescStyle style) {
         if (pageSize <= 0) {
             throw new IllegalArgumentException("page size must be positive");
         }
         this.pageSize = pageSize;
+        this.style = java.util.Objects.requireNonNull(style);
+    }
+
+    public VmdescStyle style() {
+        return style;
+    }
+
+    /** Saves the configuration body ({@link VmState#save}) and records its description. */
+    public void saveConfiguration(QemuFileWriter w, VmStateDescription vmsd, VmStateValues values) {
+        VmState.save(w, vmsd, values, vmsd.versionId(), configuration(), style);
+    }
+
+    /** Saves a device section body ({@link VmState#save}) and appends its description. */
+    public void saveDevice(QemuFileWriter w, String idstr, int instanceId, VmStateDescription vmsd,
+                           VmStateValues values) {
+        VmState.save(w, vmsd, values, vmsd.versionId(), addDevice(idstr, instanceId), style);
     }
 
     /** The "configuration" object (created on first call), to be filled by {@code VmState.save}. */

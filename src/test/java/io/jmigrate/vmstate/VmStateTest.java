@@ -344,7 +344,7 @@ class VmStateTest {
                 + "{\"name\": \"regs\", \"array_len\": 2, \"type\": \"uint64\", \"size\": 8}, "
                 + "{\"name\": \"segs\", \"array_len\": 2, \"type\": \"struct\", \"struct\": " + segDesc + ", \"size\": 12}, "
                 + "{\"name\": \"st\", \"index\": 0, \"type\": \"struct\", \"struct\": " + segDesc + ", \"size\": 12}, "
-                + "{\"name\": \"st\", \"index\": 1, \"type\": \"struct\", \"struct\": " + segDesc + ", \"size\": 12}, "
+                + "{\"name\": \"st\", \"type\": \"struct\", \"struct\": " + segDesc + ", \"size\": 12}, "
                 + "{\"name\": \"one\", \"type\": \"uint8\", \"size\": 1}], "
                 + "\"subsections\": [{\"vmsd_name\": \"dev/b\", \"version\": 2, \"fields\": "
                 + "[{\"name\": \"y\", \"type\": \"uint8\", \"size\": 1}]}]}");
