@@ -232,7 +232,7 @@ public final class QemuFileReader implements AutoCloseable {
         long len = dst.byteSize();
         long done = Math.min(len, buf.remaining());
         if (done > 0) {
-            MemorySegment.copy(MemorySegment.ofBuffer(buf).asSlice(buf.position(), done), 0, dst, 0, done);
+            MemorySegment.copy(MemorySegment.ofBuffer(buf).asSlice(0, done), 0, dst, 0, done);
             buf.position(buf.position() + (int) done);
         }
         if (done == len) {

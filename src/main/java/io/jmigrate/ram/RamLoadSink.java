@@ -1,0 +1,41 @@
+package io.jmigrate.ram;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+/**
+ * Receives the records of a {@code ram} section as {@link RamSectionReader} decodes them. The
+ * loader (guest memory), the analyzer (counting, extraction) and tests implement it.
+ * Implementations may throw a {@link io.jmigrate.common.MigrationException} to reject a record
+ * (e.g. an unknown block or a size mismatch); the reader adds nothing to it.
+ */
+public interface RamLoadSink {
+
+    /**
+     * The MEM_SIZE block list of the setup section, complete (the sum of lengths equals
+     * {@code totalBytes}).
+     */
+    void blockList(long totalBytes, List<RamBlockInfo> blocks);
+
+    /**
+     * Where to put the normal page at {@code offset} of {@code block}: a segment of exactly one
+     * page, or null to skip the page's bytes. The reader has already checked the offset against
+     * the block length announced in the block list, if one was seen.
+     */
+    MemorySegment pageTarget(String block, long offset);
+
+    /** Called after a normal page's bytes were read into the target (or skipped). */
+    default void pageLoaded(String block, long offset) {
+    }
+
+    /** A zero page at {@code offset} of {@code block}. */
+    void zeroPage(String block, long offset);
+
+    /** RAM_SAVE_FLAG_MULTIFD_FLUSH: every multifd page sent before it must be in memory. */
+    default void multifdFlush() {
+    }
+
+    /** RAM_SAVE_FLAG_EOS ended the section. */
+    default void endOfSection() {
+    }
+}
