@@ -34,6 +34,7 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     private RunState stateBeforeMigration;
     /** Run state the incoming globalstate section carried, or null. */
     private volatile String incomingRunState;
+    private volatile WorkloadChecker.Result incomingCheck;
     private final long startNanos = System.nanoTime();
     private long runningNanos;
     private long runningSince = -1;
@@ -165,8 +166,20 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         incomingRunState = null;
     }
 
+    /**
+     * The workload check made when the incoming migration finished, before the vCPUs resumed
+     * (null if there was no incoming migration or no workload).
+     */
+    public WorkloadChecker.Result incomingWorkloadCheck() {
+        return incomingCheck;
+    }
+
     @Override
     public synchronized void incomingCompleted() {
+        if (workload != null) {
+            List<WorkloadChecker.Result> rs = workload.check();
+            incomingCheck = rs.stream().filter(r -> !r.ok()).findFirst().orElse(rs.getFirst());
+        }
         String src = incomingRunState;
         boolean sourceRunning = src == null || RunState.RUNNING.qmpName.equals(src);
         if (sourceRunning && !config.startPaused()) {
