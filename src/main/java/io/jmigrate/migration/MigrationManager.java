@@ -31,9 +31,14 @@ public final class MigrationManager {
         return config;
     }
 
+    /**
+     * An outgoing migration is running, or an incoming one is loading. An incoming migration that
+     * is only listening (setup) still accepts capability changes, as in QEMU.
+     */
     private boolean anyActive() {
         return (outgoing != null && outgoing.state().get().isActive())
-                || (incoming != null && incoming.state().get().isActive());
+                || (incoming != null && incoming.state().get().isActive()
+                    && incoming.state().get() != MigrationStatus.SETUP);
     }
 
     private static MigrationException inProgress() {
@@ -63,7 +68,7 @@ public final class MigrationManager {
 
     /** {@code migrate uri}. */
     public synchronized OutgoingMigration migrate(String uri) {
-        if (anyActive()) {
+        if (anyActive() || (incoming != null && incoming.state().get().isActive())) {
             throw inProgress();
         }
         if (incoming != null || incomingDeferred) {
