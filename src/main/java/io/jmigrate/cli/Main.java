@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code jmigrate} command: wiring and presentation only. */
 @Command(name = "jmigrate", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Live migration of virtual machines, wire-compatible with QEMU.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, AnalyzeCommand.class})
 public final class Main implements Runnable {
 
     @Override
