@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code jmigrate} command: wiring and presentation only. */
 @Command(name = "jmigrate", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Live migration of virtual machines, wire-compatible with QEMU.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, AnalyzeCommand.class, VmCommand.class, MigrateCommand.class,
+            InfoCommand.class})
 public final class Main implements Runnable {
 
     @Override
@@ -18,6 +19,14 @@ public final class Main implements Runnable {
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Main());
         cl.setCaseInsensitiveEnumValuesAllowed(true);
+        // Errors are for people: a MigrationException prints its message, not a stack trace.
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof io.jmigrate.common.MigrationException) {
+                cmd.getErr().println("jmigrate " + cmd.getCommandName() + ": " + ex.getMessage());
+                return 1;
+            }
+            throw ex;
+        });
         return cl;
     }
 

@@ -12,6 +12,15 @@ import java.util.List;
 public interface RamLoadSink {
 
     /**
+     * Every record header word as read, before its payload: {@code flags} are the low bits
+     * (below the page size, CONTINUE included) and {@code offset} the rest;
+     * {@code streamOffset} is the byte offset of the word. For statistics (the analyzer counts
+     * flag values); a sink that does not care ignores it.
+     */
+    default void recordHeader(int flags, long offset, long streamOffset) {
+    }
+
+    /**
      * The MEM_SIZE block list of the setup section, complete (the sum of lengths equals
      * {@code totalBytes}).
      */

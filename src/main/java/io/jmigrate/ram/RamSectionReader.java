@@ -70,6 +70,7 @@ public final class RamSectionReader {
             long word = r.readBe64("RAM record header");
             int flags = (int) (word & (pageSize - 1));
             long offset = word & ~((long) pageSize - 1);
+            sink.recordHeader(flags, offset, at);
             int kind = flags & ~RamFlags.CONTINUE;
             switch (kind) {
                 case RamFlags.MEM_SIZE -> readBlockList(r, sink, offset, at, section);

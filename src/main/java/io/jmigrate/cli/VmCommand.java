@@ -1,0 +1,108 @@
+package io.jmigrate.cli;
+
+import io.jmigrate.common.EventSink;
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.machine.MachineType;
+import io.jmigrate.machine.Vm;
+import io.jmigrate.machine.VmConfig;
+import io.jmigrate.machine.WorkloadSpec;
+import io.jmigrate.migration.IncomingMigration;
+import io.jmigrate.migration.MigrationManager;
+import io.jmigrate.qmp.QmpDispatcher;
+import io.jmigrate.qmp.QmpServer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
+
+/** {@code jmigrate vm}: a VM process serving QMP (options follow QEMU's). */
+@Command(name = "vm", mixinStandardHelpOptions = true,
+        description = "Run a VM process: guest RAM, an optional vCPU workload, a QMP server.")
+public final class VmCommand implements java.util.concurrent.Callable<Integer> {
+    @Option(names = "--name", description = "VM name (default: vm)")
+    String name = "vm";
+
+    @Option(names = "--uuid", description = "VM UUID")
+    UUID uuid;
+
+    @Option(names = {"-m", "--memory"}, description = "guest RAM size, e.g. 256M or 1G (a bare number is MiB)",
+            defaultValue = "128M")
+    String memory;
+
+    @Option(names = "--memory-backend", paramLabel = "file=PATH,share=on|off",
+            description = "map guest RAM from a file, like memory-backend-file")
+    String memoryBackend;
+
+    @Option(names = "--machine", description = "machine type: none, jm-10.1 (default), jm-9.2",
+            defaultValue = "jm-10.1")
+    String machine;
+
+    @Option(names = "--qmp", required = true, paramLabel = "unix:PATH|tcp:HOST:PORT", description = "QMP server address")
+    String qmp;
+
+    @Option(names = "--incoming", paramLabel = "URI|defer",
+            description = "wait for an incoming migration on tcp:HOST:PORT, unix:PATH, file:PATH, or 'defer' "
+                    + "(then use QMP migrate-incoming)")
+    String incoming;
+
+    @Option(names = "-S", description = "start paused (do not start the vCPUs)")
+    boolean startPaused;
+
+    @Option(names = "--workload", paramLabel = "dirty-rate=MB/s,pattern=increment[,vcpus=N]",
+            description = "vCPU threads that increment a byte in every page they touch, at the given rate (MiB/s)")
+    String workload;
+
+    @Override
+    public Integer call() throws Exception {
+        Path backend = null;
+        boolean shared = false;
+        if (memoryBackend != null) {
+            for (String part : memoryBackend.split(",")) {
+                if (part.startsWith("file=")) {
+                    backend = Path.of(part.substring(5));
+                } else if (part.equals("share=on")) {
+                    shared = true;
+                } else if (part.equals("share=off")) {
+                    shared = false;
+                } else {
+                    throw new MigrationException(Category.CONFIG, "--memory-backend option '" + part
+                            + "' unknown, expected file=PATH and share=on|off");
+                }
+            }
+            if (backend == null) {
+                throw new MigrationException(Category.CONFIG, "--memory-backend needs file=PATH");
+            }
+        }
+        VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), backend, shared,
+                MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload));
+        CountDownLatch quit = new CountDownLatch(1);
+        AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
+        try (QmpServer server = new QmpServer(qmp, dispatcher::get);
+             Vm vm = new Vm(cfg, incoming != null)) {
+            EventSink events = server;
+            vm.setEventSink(events);
+            MigrationManager mm = new MigrationManager(vm, events);
+            dispatcher.set(new QmpDispatcher(vm, mm, quit::countDown));
+            server.start();
+            System.err.printf("jmigrate vm '%s': machine %s, %d MiB RAM (%s), QMP on %s, state %s%n", cfg.name(),
+                    cfg.machine().name(), cfg.memoryBytes() >> 20, vm.ramBlocks().getFirst().backing(),
+                    server.address(), vm.runState().qmpName);
+            if (incoming != null) {
+                if (incoming.equals("defer")) {
+                    mm.deferIncoming();
+                } else {
+                    IncomingMigration in = mm.startIncoming(incoming, false);
+                    System.err.println("jmigrate vm: waiting for an incoming migration on " + in.boundUri());
+                }
+            }
+            quit.await();
+            // Give the quit reply a moment to reach the client before the sockets close.
+            Thread.sleep(50);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,248 @@
+package io.jmigrate.machine;
+
+import io.jmigrate.common.EventSink;
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.memory.RamBlock;
+import io.jmigrate.memory.RamDigest;
+import io.jmigrate.migration.MigrationSubject;
+import io.jmigrate.ram.RamFlags;
+import io.jmigrate.ram.RamLoader;
+import io.jmigrate.ram.RamSaver;
+import io.jmigrate.ram.RamStats;
+import io.jmigrate.savevm.SaveStateRegistry;
+import io.jmigrate.savevm.StreamConfiguration;
+
+import java.lang.foreign.Arena;
+import java.util.List;
+import java.util.Map;
+import java.util.function.LongConsumer;
+
+/**
+ * One VM: guest RAM, the vCPU workload, the devices of its machine type ({@code ram},
+ * {@code timer}, {@code globalstate}), and its run state. Run-state changes emit STOP and RESUME.
+ * All run-state methods are synchronized on the VM.
+ */
+public final class Vm implements MigrationSubject, AutoCloseable {
+    private final VmConfig config;
+    private final Arena arena = Arena.ofShared();
+    private final List<RamBlock> blocks;
+    private final Workload workload;
+    private volatile EventSink events = EventSink.NONE;
+    private volatile RunState state;
+    /** Run state when the migration thread stopped the VM (restored on failure, sent in globalstate). */
+    private RunState stateBeforeMigration;
+    /** Run state the incoming globalstate section carried, or null. */
+    private volatile String incomingRunState;
+    private volatile WorkloadChecker.Result incomingCheck;
+    private final long startNanos = System.nanoTime();
+    private long runningNanos;
+    private long runningSince = -1;
+
+    public Vm(VmConfig config, boolean incoming) {
+        this.config = config;
+        String idstr = config.machine().ramBlockName();
+        RamBlock ram = config.backendFile() == null
+                ? RamBlock.anonymous(idstr, config.memoryBytes(), RamBlock.DEFAULT_PAGE_SIZE, arena)
+                : RamBlock.mapped(idstr, config.memoryBytes(), RamBlock.DEFAULT_PAGE_SIZE, config.backendFile(),
+                        config.shared(), arena);
+        this.blocks = List.of(ram);
+        this.workload = config.workload() == null ? null : new Workload(config.workload(), ram);
+        if (incoming) {
+            state = RunState.INMIGRATE;
+        } else if (config.startPaused()) {
+            state = RunState.PRELAUNCH;
+        } else {
+            state = RunState.PRELAUNCH;
+            start();
+        }
+    }
+
+    public VmConfig config() {
+        return config;
+    }
+
+    public void setEventSink(EventSink events) {
+        this.events = events == null ? EventSink.NONE : events;
+    }
+
+    public RunState runState() {
+        return state;
+    }
+
+    public Workload workload() {
+        return workload;
+    }
+
+    @Override
+    public List<RamBlock> ramBlocks() {
+        return blocks;
+    }
+
+    public String ramDigest() {
+        return RamDigest.sha256(blocks);
+    }
+
+    // ---- run state ------------------------------------------------------------------------------
+
+    private void start() {
+        state = RunState.RUNNING;
+        runningSince = System.nanoTime();
+        if (workload != null) {
+            workload.resume();
+        }
+        events.emit("RESUME", Map.of());
+    }
+
+    private void pauseGuest(RunState next) {
+        if (workload != null) {
+            workload.pause();
+        }
+        if (runningSince >= 0) {
+            runningNanos += System.nanoTime() - runningSince;
+            runningSince = -1;
+        }
+        state = next;
+        events.emit("STOP", Map.of());
+    }
+
+    /** QMP {@code stop}. */
+    public synchronized void stop() {
+        if (state == RunState.RUNNING) {
+            pauseGuest(RunState.PAUSED);
+        } else if (state == RunState.PRELAUNCH) {
+            state = RunState.PAUSED;
+        }
+    }
+
+    /** QMP {@code cont}. */
+    public synchronized void cont() {
+        switch (state) {
+            case RUNNING -> { }
+            case INMIGRATE -> throw new MigrationException(Category.STATE,
+                    "Guest is waiting for an incoming migration");
+            case FINISH_MIGRATE -> throw new MigrationException(Category.STATE,
+                    "the VM is being migrated; wait for the migration to finish or cancel it");
+            case PAUSED, PRELAUNCH, POSTMIGRATE -> start();
+        }
+    }
+
+    @Override
+    public boolean isRunning() {
+        return state == RunState.RUNNING;
+    }
+
+    @Override
+    public synchronized void stopForMigration() {
+        stateBeforeMigration = state;
+        if (state == RunState.RUNNING) {
+            pauseGuest(RunState.FINISH_MIGRATE);
+        } else {
+            state = RunState.FINISH_MIGRATE;
+        }
+    }
+
+    @Override
+    public synchronized void resumeAfterFailedMigration() {
+        if (state != RunState.FINISH_MIGRATE) {
+            return; // failed before switchover: nothing was stopped
+        }
+        RunState prev = stateBeforeMigration == null ? RunState.PAUSED : stateBeforeMigration;
+        if (prev == RunState.RUNNING) {
+            start();
+        } else {
+            state = prev;
+        }
+    }
+
+    @Override
+    public synchronized void outgoingCompleted() {
+        state = RunState.POSTMIGRATE;
+    }
+
+    @Override
+    public synchronized void incomingStarted() {
+        state = RunState.INMIGRATE;
+        incomingRunState = null;
+    }
+
+    /**
+     * The workload check made when the incoming migration finished, before the vCPUs resumed
+     * (null if there was no incoming migration or no workload).
+     */
+    public WorkloadChecker.Result incomingWorkloadCheck() {
+        return incomingCheck;
+    }
+
+    @Override
+    public synchronized void incomingCompleted() {
+        if (workload != null) {
+            List<WorkloadChecker.Result> rs = workload.check();
+            incomingCheck = rs.stream().filter(r -> !r.ok()).findFirst().orElse(rs.getFirst());
+        }
+        String src = incomingRunState;
+        boolean sourceRunning = src == null || RunState.RUNNING.qmpName.equals(src);
+        if (sourceRunning && !config.startPaused()) {
+            start();
+        } else if (sourceRunning) {
+            state = RunState.PAUSED;
+        } else {
+            RunState s = RunState.fromQmpName(src);
+            state = s == null || s == RunState.INMIGRATE || s == RunState.FINISH_MIGRATE ? RunState.PAUSED : s;
+        }
+    }
+
+    @Override
+    public synchronized void incomingFailed() {
+        state = RunState.INMIGRATE;
+    }
+
+    // ---- migration wiring -----------------------------------------------------------------------
+
+    @Override
+    public SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, boolean zeroPageDetection) {
+        SaveStateRegistry reg = new SaveStateRegistry();
+        reg.register(RamFlags.IDSTR, 0, RamFlags.VERSION, new RamSaver(blocks, stats, onSync, zeroPageDetection));
+        reg.register("timer", 0, 2, InteropSections.timer(this::clockOffsets, v -> { }));
+        reg.register("globalstate", 0, 1, InteropSections.globalState(this::globalRunState, s -> { }));
+        return reg;
+    }
+
+    @Override
+    public SaveStateRegistry loadRegistry() {
+        SaveStateRegistry reg = new SaveStateRegistry();
+        reg.register(RamFlags.IDSTR, 0, RamFlags.VERSION, new RamLoader(blocks));
+        reg.register("timer", 0, 2, InteropSections.timer(this::clockOffsets, v -> { }));
+        reg.register("globalstate", 0, 1, InteropSections.globalState(this::globalRunState,
+                s -> incomingRunState = s));
+        return reg;
+    }
+
+    private synchronized String globalRunState() {
+        RunState s = state == RunState.FINISH_MIGRATE && stateBeforeMigration != null ? stateBeforeMigration : state;
+        return s.qmpName;
+    }
+
+    private synchronized long[] clockOffsets() {
+        long running = runningNanos + (runningSince >= 0 ? System.nanoTime() - runningSince : 0);
+        return new long[] {0, running - (System.nanoTime() - startNanos)};
+    }
+
+    @Override
+    public StreamConfiguration configuration() {
+        return InteropSections.configuration(config.machine().name());
+    }
+
+    @Override
+    public boolean sendSwitchoverStart() {
+        return config.machine().sendSwitchoverStart();
+    }
+
+    @Override
+    public void close() {
+        if (workload != null) {
+            workload.shutdown();
+        }
+        arena.close();
+    }
+}

@@ -1,0 +1,67 @@
+package io.jmigrate.machine;
+
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+
+import java.nio.file.Path;
+import java.util.UUID;
+
+/**
+ * What {@code jmigrate vm} was started with.
+ *
+ * @param name         {@code --name}
+ * @param uuid         {@code --uuid}, or null
+ * @param memoryBytes  {@code -m/--memory}
+ * @param backendFile  {@code --memory-backend file=PATH}, or null for anonymous memory
+ * @param shared       {@code share=on}
+ * @param machine      {@code --machine}
+ * @param startPaused  {@code -S}
+ * @param workload     {@code --workload}, or null
+ */
+public record VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared,
+                       MachineType machine, boolean startPaused, WorkloadSpec workload) {
+    public VmConfig {
+        if (memoryBytes <= 0 || memoryBytes % 4096 != 0) {
+            throw new MigrationException(Category.CONFIG, "memory size " + memoryBytes
+                    + " must be a positive multiple of 4 KiB");
+        }
+        if (machine == null) {
+            machine = MachineType.DEFAULT;
+        }
+        if (name == null) {
+            name = "vm";
+        }
+    }
+
+    /** Parses QEMU-style sizes: {@code 256M}, {@code 1G}, {@code 65536k}, or plain bytes. A bare number is MiB, as -m. */
+    public static long parseSize(String s) {
+        String t = s.trim();
+        if (t.isEmpty()) {
+            throw new MigrationException(Category.CONFIG, "empty size");
+        }
+        char unit = Character.toUpperCase(t.charAt(t.length() - 1));
+        long mult;
+        String num = t.substring(0, t.length() - 1);
+        switch (unit) {
+            case 'K' -> mult = 1L << 10;
+            case 'M' -> mult = 1L << 20;
+            case 'G' -> mult = 1L << 30;
+            case 'T' -> mult = 1L << 40;
+            case 'B' -> mult = 1;
+            default -> {
+                mult = 1L << 20;
+                num = t;
+            }
+        }
+        try {
+            long v = Long.parseLong(num);
+            if (v <= 0 || v > (1L << 40) / mult) {
+                throw new MigrationException(Category.CONFIG, "size '" + s + "' out of range");
+            }
+            return v * mult;
+        } catch (NumberFormatException e) {
+            throw new MigrationException(Category.CONFIG, "size '" + s + "' is not a number with an optional "
+                    + "K/M/G/T suffix");
+        }
+    }
+}

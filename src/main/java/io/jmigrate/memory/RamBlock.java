@@ -1,0 +1,161 @@
+package io.jmigrate.memory;
+
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * One guest RAM block, QEMU's {@code RAMBlock}: an idstr (the name the migration stream uses),
+ * a used length, a page size, and the memory itself as a {@link MemorySegment} from a shared
+ * arena or mapped from a file (like {@code memory-backend-file}, {@code share=on} mapping the
+ * file read-write shared, {@code share=off} privately so guest writes never reach the file).
+ *
+ * <p>Guest writes go through the dirty-logging API ({@link #writeByte}, {@link #incrementByte},
+ * {@link #markDirty}): the page is marked in the {@link DirtyBitmap} after the store. The
+ * migration loader writes straight into {@link #segment()} without dirty logging, as a
+ * destination does.
+ */
+public final class RamBlock {
+    public static final int DEFAULT_PAGE_SIZE = 4096;
+
+    private final String idstr;
+    private final long usedLength;
+    private final int pageSize;
+    private final int pageShift;
+    private final MemorySegment segment;
+    private final DirtyBitmap dirty;
+    private final String backing;
+
+    private RamBlock(String idstr, MemorySegment segment, int pageSize, String backing) {
+        if (idstr == null || idstr.isEmpty() || idstr.length() > 255) {
+            throw new IllegalArgumentException("RAM block idstr must be 1..255 characters: " + idstr);
+        }
+        if (Integer.bitCount(pageSize) != 1 || pageSize < 1024) {
+            throw new IllegalArgumentException("page size must be a power of two >= 1024: " + pageSize);
+        }
+        if (segment.byteSize() == 0 || segment.byteSize() % pageSize != 0) {
+            throw new IllegalArgumentException("RAM block " + idstr + " size " + segment.byteSize()
+                    + " must be a positive multiple of the page size " + pageSize);
+        }
+        this.idstr = idstr;
+        this.usedLength = segment.byteSize();
+        this.pageSize = pageSize;
+        this.pageShift = Integer.numberOfTrailingZeros(pageSize);
+        this.segment = segment;
+        this.dirty = new DirtyBitmap(usedLength / pageSize);
+        this.backing = backing;
+    }
+
+    /** Anonymous guest RAM, zero-filled, from {@code arena} (which must be shared). */
+    public static RamBlock anonymous(String idstr, long size, int pageSize, Arena arena) {
+        checkSize(idstr, size, pageSize);
+        return new RamBlock(idstr, arena.allocate(size, pageSize), pageSize, "anonymous");
+    }
+
+    /**
+     * Guest RAM mapped from {@code file} (created and sized if missing or shorter than
+     * {@code size}). {@code shared} maps it read-write shared (guest writes reach the file),
+     * otherwise privately (copy on write).
+     */
+    public static RamBlock mapped(String idstr, long size, int pageSize, Path file, boolean shared, Arena arena) {
+        checkSize(idstr, size, pageSize);
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE)) {
+            if (ch.size() < size) {
+                ch.truncate(size);
+                // extend sparse: writing the last byte makes the file long enough
+                ch.write(java.nio.ByteBuffer.wrap(new byte[] {0}), size - 1);
+            }
+            MemorySegment seg = ch.map(shared ? FileChannel.MapMode.READ_WRITE : FileChannel.MapMode.PRIVATE,
+                    0, size, arena);
+            return new RamBlock(idstr, seg, pageSize, "file=" + file + ",share=" + (shared ? "on" : "off"));
+        } catch (IOException e) {
+            throw new MigrationException(Category.CONFIG, "cannot map guest RAM file " + file + " for block "
+                    + idstr + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void checkSize(String idstr, long size, int pageSize) {
+        if (size <= 0 || size % pageSize != 0) {
+            throw new MigrationException(Category.CONFIG, "RAM block " + idstr + ": size " + size
+                    + " must be a positive multiple of the page size " + pageSize);
+        }
+        if (size > (1L << 40)) {
+            throw new MigrationException(Category.CONFIG, "RAM block " + idstr + ": size " + size + " too large");
+        }
+    }
+
+    public String idstr() {
+        return idstr;
+    }
+
+    public long usedLength() {
+        return usedLength;
+    }
+
+    public int pageSize() {
+        return pageSize;
+    }
+
+    public long pages() {
+        return usedLength >>> pageShift;
+    }
+
+    public int pageShift() {
+        return pageShift;
+    }
+
+    /** The whole block. Writes through it are not dirty-logged. */
+    public MemorySegment segment() {
+        return segment;
+    }
+
+    /** One page of the block (no allocation beyond the slice view). */
+    public MemorySegment page(long pageIndex) {
+        return segment.asSlice(pageIndex << pageShift, pageSize);
+    }
+
+    public DirtyBitmap dirtyBitmap() {
+        return dirty;
+    }
+
+    public String backing() {
+        return backing;
+    }
+
+    // ---- dirty-logging API (what guest vCPUs write through) -----------------------------------
+
+    public byte readByte(long offset) {
+        return segment.get(ValueLayout.JAVA_BYTE, offset);
+    }
+
+    public void writeByte(long offset, byte value) {
+        segment.set(ValueLayout.JAVA_BYTE, offset, value);
+        dirty.set(offset >>> pageShift);
+    }
+
+    /** Increments the byte at {@code offset} (wrapping at 256) and returns the new value. */
+    public int incrementByte(long offset) {
+        byte v = (byte) (segment.get(ValueLayout.JAVA_BYTE, offset) + 1);
+        segment.set(ValueLayout.JAVA_BYTE, offset, v);
+        dirty.set(offset >>> pageShift);
+        return v & 0xff;
+    }
+
+    /** Marks the page holding {@code offset} dirty after a write through {@link #segment()}. */
+    public void markDirty(long offset) {
+        dirty.set(offset >>> pageShift);
+    }
+
+    @Override
+    public String toString() {
+        return "RamBlock[" + idstr + ", " + usedLength + " bytes, " + backing + "]";
+    }
+}

@@ -1,0 +1,171 @@
+package io.jmigrate.migration;
+
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Capabilities and parameters of the migration object, validated when set
+ * ({@code migrate-set-capabilities}, {@code migrate-set-parameters}) and concluded once when a
+ * migration starts ({@link #conclude}). Immutable: every change makes a new instance, so a
+ * running migration keeps the values it started with (except those QEMU applies live, which
+ * the migration thread re-reads: max-bandwidth, downtime-limit, avail-switchover-bandwidth).
+ *
+ * <table>
+ *  <caption>Parameters</caption>
+ *  <tr><th>name</th><th>default</th><th>range</th></tr>
+ *  <tr><td>downtime-limit</td><td>300 ms</td><td>0..2000000</td></tr>
+ *  <tr><td>max-bandwidth</td><td>134217728 B/s</td><td>0..INT64_MAX (0: QEMU's default applies)</td></tr>
+ *  <tr><td>avail-switchover-bandwidth</td><td>0 (use the estimate)</td><td>≥ 0</td></tr>
+ *  <tr><td>multifd-channels</td><td>2</td><td>1..255</td></tr>
+ *  <tr><td>multifd-compression</td><td>none</td><td>none, zlib, zstd</td></tr>
+ *  <tr><td>zero-page-detection</td><td>multifd</td><td>none, legacy, multifd</td></tr>
+ * </table>
+ */
+public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs, long maxBandwidth,
+                              long availSwitchoverBandwidth, int multifdChannels, String multifdCompression,
+                              String zeroPageDetection) {
+    public static final long DEFAULT_DOWNTIME_LIMIT_MS = 300;
+    public static final long MAX_DOWNTIME_LIMIT_MS = 2_000_000;
+    public static final long DEFAULT_MAX_BANDWIDTH = 134_217_728L;
+
+    public static final MigrationConfig DEFAULT = new MigrationConfig(EnumSet.noneOf(Capability.class),
+            DEFAULT_DOWNTIME_LIMIT_MS, DEFAULT_MAX_BANDWIDTH, 0, 2, "none", "multifd");
+
+    /** Parameter names in QEMU's {@code query-migrate-parameters} order (the ones jmigrate has). */
+    public static final java.util.List<String> PARAMETERS = java.util.List.of("downtime-limit", "max-bandwidth",
+            "avail-switchover-bandwidth", "multifd-channels", "multifd-compression", "zero-page-detection");
+
+    public MigrationConfig {
+        capabilities = capabilities.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(capabilities);
+    }
+
+    public boolean has(Capability c) {
+        return capabilities.contains(c);
+    }
+
+    @Override
+    public Set<Capability> capabilities() {
+        return capabilities.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(capabilities);
+    }
+
+    /** A copy with {@code c} switched on or off; unsupported capabilities cannot be switched on. */
+    public MigrationConfig withCapability(Capability c, boolean on) {
+        if (on && !c.supported) {
+            throw new MigrationException(Category.CONFIG, "capability '" + c.qmpName
+                    + "' is not supported by jmigrate (supported: events, return-path)");
+        }
+        EnumSet<Capability> s = EnumSet.noneOf(Capability.class);
+        s.addAll(capabilities);
+        if (on) {
+            s.add(c);
+        } else {
+            s.remove(c);
+        }
+        return new MigrationConfig(s, downtimeLimitMs, maxBandwidth, availSwitchoverBandwidth, multifdChannels,
+                multifdCompression, zeroPageDetection);
+    }
+
+    /**
+     * A copy with parameter {@code name} set to {@code value} (a Long for integers, a String for
+     * enums), range-checked with QEMU's messages.
+     */
+    public MigrationConfig withParameter(String name, Object value) {
+        long dl = downtimeLimitMs;
+        long bw = maxBandwidth;
+        long asb = availSwitchoverBandwidth;
+        int ch = multifdChannels;
+        String comp = multifdCompression;
+        String zpd = zeroPageDetection;
+        switch (name) {
+            case "downtime-limit" -> {
+                long v = (Long) value;
+                if (v < 0 || v > MAX_DOWNTIME_LIMIT_MS) {
+                    throw invalid(name, "an integer in the range of 0 to " + MAX_DOWNTIME_LIMIT_MS + " milliseconds");
+                }
+                dl = v;
+            }
+            case "max-bandwidth" -> {
+                long v = (Long) value;
+                if (v < 0) {
+                    throw invalid(name, "an integer in the range of 0 to " + Long.MAX_VALUE + " bytes/second");
+                }
+                bw = v;
+            }
+            case "avail-switchover-bandwidth" -> {
+                long v = (Long) value;
+                if (v < 0) {
+                    throw invalid(name, "an integer in the range of 0 to " + Long.MAX_VALUE + " bytes/second");
+                }
+                asb = v;
+            }
+            case "multifd-channels" -> {
+                long v = (Long) value;
+                if (v < 1 || v > 255) {
+                    throw invalid(name, "a value between 1 and 255");
+                }
+                ch = (int) v;
+            }
+            case "multifd-compression" -> {
+                String v = (String) value;
+                if (!Set.of("none", "zlib", "zstd").contains(v)) {
+                    throw new MigrationException(Category.CONFIG, "Parameter 'multifd-compression' does not accept "
+                            + "value '" + v + "' (expected none, zlib or zstd)");
+                }
+                comp = v;
+            }
+            case "zero-page-detection" -> {
+                String v = (String) value;
+                if (!Set.of("none", "legacy", "multifd").contains(v)) {
+                    throw new MigrationException(Category.CONFIG, "Parameter 'zero-page-detection' does not accept "
+                            + "value '" + v + "' (expected none, legacy or multifd)");
+                }
+                zpd = v;
+            }
+            default -> throw new MigrationException(Category.CONFIG, "Parameter '" + name + "' is unexpected");
+        }
+        return new MigrationConfig(capabilities, dl, bw, asb, ch, comp, zpd);
+    }
+
+    /** Whether {@code name} is a known parameter taking an integer (else a string). */
+    public static boolean isIntegerParameter(String name) {
+        return !name.equals("multifd-compression") && !name.equals("zero-page-detection");
+    }
+
+    private static MigrationException invalid(String name, String expected) {
+        return new MigrationException(Category.CONFIG, "Parameter '" + name + "' expects " + expected);
+    }
+
+    /** Parameters with their QMP names and JSON-ready values, as {@code query-migrate-parameters}. */
+    public Map<String, Object> parametersAsMap() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("downtime-limit", downtimeLimitMs);
+        m.put("max-bandwidth", maxBandwidth);
+        m.put("avail-switchover-bandwidth", availSwitchoverBandwidth);
+        m.put("multifd-channels", multifdChannels);
+        m.put("multifd-compression", multifdCompression);
+        m.put("zero-page-detection", zeroPageDetection);
+        return m;
+    }
+
+    /** The effective bandwidth limit (0 means QEMU's default). */
+    public long effectiveMaxBandwidth() {
+        return maxBandwidth == 0 ? DEFAULT_MAX_BANDWIDTH : maxBandwidth;
+    }
+
+    /**
+     * Cross-checks before a migration starts ({@code migrate_caps_check}): what cannot work
+     * together, with the URI's transport.
+     */
+    public MigrationConfig conclude(MigrationUri uri) {
+        if (has(Capability.RETURN_PATH) && uri instanceof MigrationUri.File) {
+            throw new MigrationException(Category.CONFIG, "the return-path capability needs a bidirectional "
+                    + "channel; file: URIs have none");
+        }
+        return this;
+    }
+}

@@ -1,0 +1,56 @@
+package io.jmigrate.migration;
+
+import io.jmigrate.memory.RamBlock;
+import io.jmigrate.ram.RamStats;
+import io.jmigrate.savevm.SaveStateRegistry;
+import io.jmigrate.savevm.StreamConfiguration;
+
+import java.util.List;
+import java.util.function.LongConsumer;
+
+/**
+ * The narrow view of a VM that the migration core needs (the machine implements it; migration
+ * never imports the machine). Run-state changes happen through these calls so the VM emits its
+ * STOP/RESUME events.
+ */
+public interface MigrationSubject {
+
+    /** Guest RAM blocks, in migration order. */
+    List<RamBlock> ramBlocks();
+
+    /**
+     * A fresh device list for one outgoing migration: {@code ram} (iterable) first, then the
+     * non-iterable devices. {@code onSync} receives the dirty-sync count after every RAM sync.
+     */
+    SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, boolean zeroPageDetection);
+
+    /** A fresh device list for one incoming migration. */
+    SaveStateRegistry loadRegistry();
+
+    /** The configuration section (machine type etc.). */
+    StreamConfiguration configuration();
+
+    /** The machine type's compat property {@code send-switchover-start}. */
+    boolean sendSwitchoverStart();
+
+    /** True while the guest runs (a live migration) rather than being paused. */
+    boolean isRunning();
+
+    /** Stops the vCPUs for switchover (run state finish-migrate); returns when RAM is quiescent. */
+    void stopForMigration();
+
+    /** After a failed or cancelled outgoing migration: back to the run state before it stopped. */
+    void resumeAfterFailedMigration();
+
+    /** The outgoing migration completed: run state postmigrate. */
+    void outgoingCompleted();
+
+    /** An incoming migration is about to load: run state inmigrate. */
+    void incomingStarted();
+
+    /** The stream was loaded: resume, stay paused (-S), or follow globalstate's run state. */
+    void incomingCompleted();
+
+    /** Loading failed: the guest stays stopped. */
+    void incomingFailed();
+}

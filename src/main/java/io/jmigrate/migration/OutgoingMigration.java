@@ -1,0 +1,347 @@
+package io.jmigrate.migration;
+
+import io.jmigrate.common.EventSink;
+import io.jmigrate.common.FirstError;
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.memory.RamDigest;
+import io.jmigrate.ram.RamStats;
+import io.jmigrate.savevm.SaveStateRegistry;
+import io.jmigrate.savevm.SaveVmDriver;
+import io.jmigrate.stream.QemuFileReader;
+import io.jmigrate.stream.QemuFileWriter;
+import io.jmigrate.stream.StreamLimits;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+/**
+ * One outgoing precopy migration over the main channel, run by the migration thread
+ * {@code mig/src/main} (migration.c's {@code migration_thread}):
+ *
+ * <ol>
+ *   <li>setup: connect, header, configuration, [OPEN_RETURN_PATH, PING], RAM START;</li>
+ *   <li>iterate: PART sections of dirty pages, rate limited to max-bandwidth in 100 ms windows;
+ *       every 100 ms the bandwidth estimate, expected downtime and switchover threshold
+ *       ({@code bandwidth × downtime-limit}, or avail-switchover-bandwidth) are updated;</li>
+ *   <li>switchover when pending &lt; threshold: stop the vCPUs, status device,
+ *       [SWITCHOVER_START], RAM END, FULL sections, EOF, vmdesc, [wait for SHUT];</li>
+ *   <li>completed, the source in postmigrate; on failure or cancel the source VM resumes.</li>
+ * </ol>
+ */
+public final class OutgoingMigration implements Runnable {
+    private static final long BUFFER_DELAY_MS = 100;
+    private static final long SHUT_TIMEOUT_S = 60;
+
+    private final MigrationSubject subject;
+    private final Supplier<MigrationConfig> liveConfig;
+    private final MigrationConfig config;
+    private final MigrationUri uri;
+    private final MigrationState state;
+    private final EventSink events;
+    private final RamStats ram = new RamStats();
+    private final FirstError error = new FirstError();
+    private final CountDownLatch shut = new CountDownLatch(1);
+    private volatile boolean cancelRequested;
+    private volatile Transport.Connection connection;
+    private volatile QemuFileWriter writer;
+    private volatile Thread thread;
+
+    private final long startMillis = System.currentTimeMillis();
+    private volatile long setupTimeMs = -1;
+    private volatile long totalTimeMs = -1;
+    private volatile long downtimeMs = -1;
+    private volatile long expectedDowntimeMs;
+    private volatile double bandwidthBytesPerMs;
+    private volatile double mbps;
+    private volatile long pagesPerSecond;
+    private volatile long precopyBytes;
+    private volatile long downtimeBytes;
+    private volatile String digest;
+    private volatile int shutStatus = -1;
+
+    OutgoingMigration(MigrationSubject subject, Supplier<MigrationConfig> liveConfig, MigrationUri uri,
+                      MigrationState state, EventSink events) {
+        this.subject = subject;
+        this.liveConfig = liveConfig;
+        this.config = liveConfig.get().conclude(uri);
+        this.uri = uri;
+        this.state = state;
+        this.events = events;
+    }
+
+    void start() {
+        if (!state.cas(MigrationStatus.NONE, MigrationStatus.SETUP)) {
+            throw new MigrationException(Category.STATE, "migration state is " + state.get().qmpName);
+        }
+        Thread t = new Thread(this, "mig/src/main");
+        t.setDaemon(true);
+        thread = t;
+        t.start();
+    }
+
+    public MigrationState state() {
+        return state;
+    }
+
+    /** The RAM digest recorded at switchover, or null. */
+    public String digest() {
+        return digest;
+    }
+
+    public MigrationException error() {
+        return error.get();
+    }
+
+    /** Waits for the migration thread (tests). */
+    public boolean join(long millis) throws InterruptedException {
+        Thread t = thread;
+        if (t != null) {
+            t.join(millis);
+            return !t.isAlive();
+        }
+        return true;
+    }
+
+    /** {@code migrate_cancel}: status cancelling, then the thread stops and the VM resumes. */
+    void cancel() {
+        MigrationStatus cur = state.get();
+        while (cur.isActive() && cur != MigrationStatus.CANCELLING) {
+            if (state.cas(cur, MigrationStatus.CANCELLING)) {
+                cancelRequested = true;
+                error.set(new MigrationException(Category.CANCELLED, "migration cancelled by the user"));
+                Transport.Connection c = connection;
+                if (c != null) {
+                    c.close();
+                }
+                return;
+            }
+            cur = state.get();
+        }
+    }
+
+    private boolean eventsOn() {
+        return config.has(Capability.EVENTS);
+    }
+
+    @Override
+    public void run() {
+        SaveVmDriver driver = null;
+        try {
+            boolean zeroDetect = !"none".equals(config.zeroPageDetection());
+            SaveStateRegistry reg = subject.saveRegistry(ram, n -> {
+                if (eventsOn()) {
+                    events.emit("MIGRATION_PASS", Map.of("pass", n));
+                }
+            }, zeroDetect);
+            driver = new SaveVmDriver(reg.entries(), subject.configuration(), ram.pageSize);
+            Transport.Connection c = Transport.connect(uri);
+            connection = c;
+            if (cancelRequested) {
+                throw error.get();
+            }
+            QemuFileWriter w = new QemuFileWriter(c.channel(), "migration stream to " + c.description());
+            writer = w;
+            boolean rp = config.has(Capability.RETURN_PATH) && c.bidirectional();
+            if (rp) {
+                startReturnPath(c);
+            }
+            driver.writeHeader(w, rp);
+            boolean live = subject.isRunning() && !(uri instanceof MigrationUri.File);
+            driver.setup(w);
+            setupTimeMs = System.currentTimeMillis() - startMillis;
+            if (!state.cas(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
+                throw cancelledOrState();
+            }
+            if (live) {
+                iterate(driver, w);
+            }
+            // ---- switchover
+            long downStart = System.nanoTime();
+            precopyBytes = w.position();
+            subject.stopForMigration();
+            if (!state.cas(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
+                throw cancelledOrState();
+            }
+            driver.complete(w, subject.sendSwitchoverStart(), true);
+            downtimeBytes = w.position() - precopyBytes;
+            if (rp) {
+                if (!shut.await(SHUT_TIMEOUT_S, TimeUnit.SECONDS)) {
+                    throw new MigrationException(Category.TIMEOUT, "the destination did not send SHUT on the return "
+                            + "path within " + SHUT_TIMEOUT_S + " s after the stream ended");
+                }
+                error.throwIfSet();
+                if (shutStatus != 0) {
+                    throw new MigrationException(Category.MISMATCH, "the destination failed to load the stream "
+                            + "(return path SHUT " + shutStatus + ")");
+                }
+            }
+            c.close();
+            downtimeMs = (System.nanoTime() - downStart) / 1_000_000;
+            digest = RamDigest.sha256(subject.ramBlocks());
+            totalTimeMs = System.currentTimeMillis() - startMillis;
+            updateRates(w.position(), totalTimeMs);
+            subject.outgoingCompleted();
+            driver.cleanup();
+            state.cas(MigrationStatus.DEVICE, MigrationStatus.COMPLETED);
+        } catch (Throwable t) {
+            MigrationException e = error.set(t);
+            Transport.Connection c = connection;
+            if (c != null) {
+                c.close();
+            }
+            if (driver != null) {
+                driver.cleanup();
+            }
+            subject.resumeAfterFailedMigration(); // no-op unless the switchover had stopped the VM
+            totalTimeMs = System.currentTimeMillis() - startMillis;
+            boolean cancelled = cancelRequested || e.category() == Category.CANCELLED;
+            state.finish(cancelled ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
+        }
+    }
+
+    private MigrationException cancelledOrState() {
+        if (cancelRequested) {
+            return error.get();
+        }
+        return new MigrationException(Category.STATE, "migration status changed unexpectedly to "
+                + state.get().qmpName);
+    }
+
+    private void iterate(SaveVmDriver driver, QemuFileWriter w) throws InterruptedException {
+        long windowStart = System.nanoTime();
+        long windowBytes = w.position();
+        long threshold = 0;
+        long pagesAtWindow = ram.normalPages + ram.zeroPages;
+        final long[] window = {windowStart, windowBytes};
+        while (true) {
+            if (cancelRequested) {
+                throw error.get();
+            }
+            MigrationConfig live = liveConfig.get();
+            long budget = Math.max(1, live.effectiveMaxBandwidth() * BUFFER_DELAY_MS / 1000);
+            long now = System.nanoTime();
+            long elapsedMs = (now - window[0]) / 1_000_000;
+            if (elapsedMs >= BUFFER_DELAY_MS) {
+                long bytes = w.position() - window[1];
+                bandwidthBytesPerMs = (double) bytes / elapsedMs;
+                mbps = bandwidthBytesPerMs * 8 * 1000 / 1e6;
+                long pages = ram.normalPages + ram.zeroPages;
+                pagesPerSecond = (pages - pagesAtWindow) * 1000 / elapsedMs;
+                pagesAtWindow = pages;
+                double bw = live.availSwitchoverBandwidth() > 0 ? live.availSwitchoverBandwidth() / 1000.0
+                        : bandwidthBytesPerMs;
+                threshold = (long) (bw * live.downtimeLimitMs());
+                long dirtyAtSync = ram.lastSyncDirtyPages * ram.pageSize;
+                expectedDowntimeMs = bandwidthBytesPerMs > 0
+                        ? (long) (Math.max(dirtyAtSync, driver.pendingEstimate()) / bandwidthBytesPerMs) : 0;
+                window[0] = now;
+                window[1] = w.position();
+            }
+            long pending = driver.pendingEstimate();
+            if (pending <= threshold) {
+                pending = driver.pendingExact();
+                if (pending <= threshold) {
+                    return;
+                }
+            }
+            long limitStart = window[1];
+            driver.iterate(w, () -> w.position() - limitStart >= budget);
+            if (w.position() - window[1] >= budget) {
+                long sleepNanos = window[0] + BUFFER_DELAY_MS * 1_000_000 - System.nanoTime();
+                if (sleepNanos > 0) {
+                    TimeUnit.NANOSECONDS.sleep(sleepNanos);
+                }
+            }
+        }
+    }
+
+    private void updateRates(long transferred, long ms) {
+        if (ms > 0) {
+            mbps = transferred * 8.0 / 1e6 / (ms / 1000.0);
+        }
+    }
+
+    private void startReturnPath(Transport.Connection c) {
+        Thread t = new Thread(() -> {
+            QemuFileReader r = new QemuFileReader(c.channel(), "return path from " + c.description(),
+                    StreamLimits.DEFAULT);
+            try {
+                while (true) {
+                    int type = r.readBe16("return-path message type");
+                    int len = r.readBe16("return-path message length");
+                    byte[] payload = r.readBytes(len, "return-path message payload");
+                    switch (type) {
+                        case 1 -> { // SHUT
+                            shutStatus = len == 4 ? java.nio.ByteBuffer.wrap(payload).getInt() : -1;
+                            shut.countDown();
+                            return;
+                        }
+                        case 2 -> { } // PONG
+                        default -> throw r.fail(Category.PROTOCOL, "unexpected return-path message type " + type
+                                + " (expected SHUT 1 or PONG 2)");
+                    }
+                }
+            } catch (MigrationException e) {
+                if (!cancelRequested && state.get().isActive()) {
+                    error.set(new MigrationException(Category.IO, "return path failed: " + e.getMessage(), e));
+                    c.close();
+                }
+                shut.countDown();
+            }
+        }, "mig/src/rp_thr");
+        t.setDaemon(true);
+        t.start();
+    }
+
+    /** {@code query-migrate}'s MigrationInfo, with QEMU's member names and types. */
+    public Map<String, Object> info() {
+        MigrationStatus s = state.get();
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("status", s.qmpName);
+        if (s == MigrationStatus.SETUP) {
+            return m;
+        }
+        long now = System.currentTimeMillis();
+        long total = totalTimeMs >= 0 ? totalTimeMs : now - startMillis;
+        if (setupTimeMs >= 0) {
+            m.put("setup-time", setupTimeMs);
+        }
+        m.put("total-time", total);
+        if (s == MigrationStatus.COMPLETED) {
+            m.put("downtime", downtimeMs);
+        } else if (s.isActive()) {
+            m.put("expected-downtime", expectedDowntimeMs);
+        }
+        QemuFileWriter w = writer;
+        long transferred = w == null ? 0 : w.position();
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("transferred", transferred);
+        r.put("remaining", ram.remainingPages * ram.pageSize);
+        r.put("total", ram.totalBytes);
+        r.put("duplicate", ram.zeroPages);
+        r.put("normal", ram.normalPages);
+        r.put("normal-bytes", ram.normalPages * ram.pageSize);
+        r.put("dirty-pages-rate", ram.dirtyPagesRate);
+        r.put("mbps", Math.round(mbps * 1000) / 1000.0);
+        r.put("dirty-sync-count", ram.dirtySyncCount);
+        r.put("postcopy-requests", 0);
+        r.put("page-size", ram.pageSize);
+        r.put("multifd-bytes", 0);
+        r.put("pages-per-second", pagesPerSecond);
+        r.put("precopy-bytes", s == MigrationStatus.COMPLETED || s == MigrationStatus.DEVICE ? precopyBytes
+                : transferred);
+        r.put("downtime-bytes", downtimeBytes);
+        r.put("postcopy-bytes", 0);
+        r.put("dirty-sync-missed-zero-copy", 0);
+        m.put("ram", r);
+        MigrationException e = error.get();
+        if (s == MigrationStatus.FAILED && e != null) {
+            m.put("error-desc", e.getMessage());
+        }
+        return m;
+    }
+}

@@ -1,0 +1,43 @@
+package io.jmigrate.qmp;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Every QMP command jmigrate accepts, decoded and type-checked ({@link QmpSchema} builds them
+ * from JSON). The dispatcher switches over this sealed family without a default branch, so a
+ * new command does not compile until it is handled.
+ */
+public sealed interface QmpCommand {
+    record QmpCapabilities() implements QmpCommand { }
+
+    record QueryStatus() implements QmpCommand { }
+
+    record Stop() implements QmpCommand { }
+
+    record Cont() implements QmpCommand { }
+
+    record Quit() implements QmpCommand { }
+
+    record Migrate(String uri) implements QmpCommand { }
+
+    record MigrateIncoming(String uri) implements QmpCommand { }
+
+    record MigrateCancel() implements QmpCommand { }
+
+    /** @param capabilities capability name → state, in the order given */
+    record MigrateSetCapabilities(List<Map.Entry<String, Boolean>> capabilities) implements QmpCommand { }
+
+    /** @param parameters QMP parameter name → Long or String */
+    record MigrateSetParameters(Map<String, Object> parameters) implements QmpCommand { }
+
+    record QueryMigrate() implements QmpCommand { }
+
+    record QueryMigrateCapabilities() implements QmpCommand { }
+
+    record QueryMigrateParameters() implements QmpCommand { }
+
+    record XJmigrateQueryDigest() implements QmpCommand { }
+
+    record XJmigrateQueryWorkload() implements QmpCommand { }
+}

@@ -1,0 +1,202 @@
+package io.jmigrate.qmp;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jmigrate.migration.MigrationConfig;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * The one reviewed place listing jmigrate's QMP protocol: every command with its arguments and
+ * an example, every event. Names, argument names and error texts are QEMU's
+ * (qapi/migration.json, PROTOCOL.md §5); {@code x-jmigrate-} commands are jmigrate's own.
+ *
+ * <pre>
+ * → {"execute": "qmp_capabilities"}                        ← {"return": {}}
+ * → {"execute": "query-status"}                            ← {"return": {"running": true, "status": "running"}}
+ * → {"execute": "stop"} / {"execute": "cont"}              ← {"return": {}}   (events STOP / RESUME)
+ * → {"execute": "quit"}                                    ← {"return": {}}   then the process exits
+ * → {"execute": "migrate", "arguments": {"uri": "tcp:127.0.0.1:4444"}}
+ * → {"execute": "migrate-incoming", "arguments": {"uri": "unix:/tmp/mig.sock"}}   (needs --incoming defer)
+ * → {"execute": "migrate_cancel"}
+ * → {"execute": "migrate-set-capabilities",
+ *    "arguments": {"capabilities": [{"capability": "events", "state": true}]}}
+ * → {"execute": "migrate-set-parameters", "arguments": {"downtime-limit": 500, "max-bandwidth": 1073741824}}
+ * → {"execute": "query-migrate"}   ← {"return": {"status": "active", "total-time": 812, "ram": {…}, …}}
+ * → {"execute": "query-migrate-capabilities"}   ← {"return": [{"capability": "xbzrle", "state": false}, …]}
+ * → {"execute": "query-migrate-parameters"}     ← {"return": {"downtime-limit": 300, …}}
+ * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": ""}}
+ * → {"execute": "x-jmigrate-query-workload"}    ← {"return": {"enabled": true, "ok": true, …}}
+ * events: MIGRATION {"status"}, MIGRATION_PASS {"pass"}, STOP {}, RESUME {}
+ * </pre>
+ */
+public final class QmpSchema {
+    private QmpSchema() {
+    }
+
+    /** Argument types as QEMU names them in "Invalid parameter type" errors. */
+    enum Type {
+        STRING("string"), INTEGER("integer"), BOOLEAN("boolean"), ARRAY("array"), OBJECT("object");
+
+        final String qapiName;
+
+        Type(String qapiName) {
+            this.qapiName = qapiName;
+        }
+
+        boolean matches(JsonNode n) {
+            return switch (this) {
+                case STRING -> n.isTextual();
+                case INTEGER -> n.isIntegralNumber();
+                case BOOLEAN -> n.isBoolean();
+                case ARRAY -> n.isArray();
+                case OBJECT -> n.isObject();
+            };
+        }
+    }
+
+    record Arg(String name, Type type, boolean required) {
+    }
+
+    /** One command: name, arguments, decoder. */
+    record Spec(String name, List<Arg> args, Function<ObjectNode, QmpCommand> decode) {
+    }
+
+    private static Arg req(String name, Type t) {
+        return new Arg(name, t, true);
+    }
+
+    private static Arg opt(String name, Type t) {
+        return new Arg(name, t, false);
+    }
+
+    /** Every command, in the order {@code query-commands} would list them. */
+    public static final List<Spec> COMMANDS = List.of(
+            new Spec("qmp_capabilities", List.of(opt("enable", Type.ARRAY)), a -> new QmpCommand.QmpCapabilities()),
+            new Spec("query-status", List.of(), a -> new QmpCommand.QueryStatus()),
+            new Spec("stop", List.of(), a -> new QmpCommand.Stop()),
+            new Spec("cont", List.of(), a -> new QmpCommand.Cont()),
+            new Spec("quit", List.of(), a -> new QmpCommand.Quit()),
+            new Spec("migrate", List.of(req("uri", Type.STRING), opt("detach", Type.BOOLEAN),
+                    opt("resume", Type.BOOLEAN)), QmpSchema::migrate),
+            new Spec("migrate-incoming", List.of(req("uri", Type.STRING), opt("exit-on-error", Type.BOOLEAN)),
+                    a -> new QmpCommand.MigrateIncoming(a.get("uri").asText())),
+            new Spec("migrate_cancel", List.of(), a -> new QmpCommand.MigrateCancel()),
+            new Spec("migrate-set-capabilities", List.of(req("capabilities", Type.ARRAY)),
+                    QmpSchema::setCapabilities),
+            new Spec("migrate-set-parameters", parameterArgs(), QmpSchema::setParameters),
+            new Spec("query-migrate", List.of(), a -> new QmpCommand.QueryMigrate()),
+            new Spec("query-migrate-capabilities", List.of(), a -> new QmpCommand.QueryMigrateCapabilities()),
+            new Spec("query-migrate-parameters", List.of(), a -> new QmpCommand.QueryMigrateParameters()),
+            new Spec("x-jmigrate-query-digest", List.of(), a -> new QmpCommand.XJmigrateQueryDigest()),
+            new Spec("x-jmigrate-query-workload", List.of(), a -> new QmpCommand.XJmigrateQueryWorkload()));
+
+    /** Every event jmigrate emits. */
+    public static final List<String> EVENTS = List.of("MIGRATION", "MIGRATION_PASS", "STOP", "RESUME");
+
+    private static List<Arg> parameterArgs() {
+        List<Arg> l = new ArrayList<>();
+        for (String p : MigrationConfig.PARAMETERS) {
+            l.add(opt(p, MigrationConfig.isIntegerParameter(p) ? Type.INTEGER : Type.STRING));
+        }
+        return List.copyOf(l);
+    }
+
+    private static QmpCommand migrate(ObjectNode a) {
+        if (a.has("resume") && a.get("resume").asBoolean()) {
+            throw QmpError.generic("Parameter 'resume' is only for postcopy recovery, which jmigrate does not support");
+        }
+        return new QmpCommand.Migrate(a.get("uri").asText());
+    }
+
+    private static QmpCommand setCapabilities(ObjectNode a) {
+        List<Map.Entry<String, Boolean>> caps = new ArrayList<>();
+        int i = 0;
+        for (JsonNode c : a.get("capabilities")) {
+            String where = "capabilities[" + i++ + "]";
+            if (!c.isObject()) {
+                throw QmpError.generic("Invalid parameter type for '" + where + "', expected: object");
+            }
+            JsonNode name = c.get("capability");
+            JsonNode state = c.get("state");
+            if (name == null) {
+                throw QmpError.generic("Parameter '" + where + ".capability' is missing");
+            }
+            if (state == null) {
+                throw QmpError.generic("Parameter '" + where + ".state' is missing");
+            }
+            if (!name.isTextual()) {
+                throw QmpError.generic("Invalid parameter type for '" + where + ".capability', expected: string");
+            }
+            if (!state.isBoolean()) {
+                throw QmpError.generic("Invalid parameter type for '" + where + ".state', expected: boolean");
+            }
+            for (Iterator<String> it = c.fieldNames(); it.hasNext(); ) {
+                String f = it.next();
+                if (!f.equals("capability") && !f.equals("state")) {
+                    throw QmpError.generic("Parameter '" + where + "." + f + "' is unexpected");
+                }
+            }
+            caps.add(Map.entry(name.asText(), state.asBoolean()));
+        }
+        return new QmpCommand.MigrateSetCapabilities(caps);
+    }
+
+    private static QmpCommand setParameters(ObjectNode a) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = a.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            m.put(e.getKey(), e.getValue().isIntegralNumber() ? (Object) e.getValue().asLong() : e.getValue().asText());
+        }
+        return new QmpCommand.MigrateSetParameters(m);
+    }
+
+    public static Spec find(String name) {
+        for (Spec s : COMMANDS) {
+            if (s.name().equals(name)) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Decodes one {@code execute}: unknown command → CommandNotFound; missing, unexpected or
+     * wrongly typed arguments → GenericError with QEMU's wording.
+     */
+    public static QmpCommand decode(String name, JsonNode arguments) {
+        Spec spec = find(name);
+        if (spec == null) {
+            throw new QmpError(QmpError.COMMAND_NOT_FOUND, "The command " + name + " has not been found");
+        }
+        if (arguments != null && !arguments.isObject()) {
+            throw QmpError.generic("QMP input member 'arguments' must be an object");
+        }
+        ObjectNode args = arguments == null ? new com.fasterxml.jackson.databind.node.ObjectNode(
+                com.fasterxml.jackson.databind.node.JsonNodeFactory.instance) : (ObjectNode) arguments;
+        for (Iterator<String> it = args.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (spec.args().stream().noneMatch(a -> a.name().equals(f))) {
+                throw QmpError.generic("Parameter '" + f + "' is unexpected");
+            }
+        }
+        for (Arg a : spec.args()) {
+            JsonNode v = args.get(a.name());
+            if (v == null || v.isNull()) {
+                if (a.required()) {
+                    throw QmpError.generic("Parameter '" + a.name() + "' is missing");
+                }
+                continue;
+            }
+            if (!a.type().matches(v)) {
+                throw QmpError.generic("Invalid parameter type for '" + a.name() + "', expected: " + a.type().qapiName);
+            }
+        }
+        return spec.decode().apply(args);
+    }
+}

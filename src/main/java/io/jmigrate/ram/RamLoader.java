@@ -1,0 +1,100 @@
+package io.jmigrate.ram;
+
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.memory.RamBlock;
+import io.jmigrate.savevm.SaveVmHandlers;
+import io.jmigrate.savevm.SectionType;
+import io.jmigrate.stream.QemuFileReader;
+import io.jmigrate.stream.QemuFileWriter;
+
+import java.lang.foreign.MemorySegment;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The destination side of the {@code ram} section: decodes records with
+ * {@link RamSectionReader} and puts pages straight into guest memory. The block list must name
+ * exactly this VM's blocks with equal lengths (jmigrate does not resize blocks).
+ */
+public final class RamLoader implements SaveVmHandlers, RamLoadSink {
+    private final Map<String, RamBlock> blocks = new LinkedHashMap<>();
+    private final RamSectionReader reader;
+    private final int pageSize;
+    private final MemorySegment zero;
+    private boolean sawBlockList;
+    public volatile long normalPages;
+    public volatile long zeroPages;
+
+    public RamLoader(List<RamBlock> blocks) {
+        for (RamBlock b : blocks) {
+            this.blocks.put(b.idstr(), b);
+        }
+        this.pageSize = blocks.getFirst().pageSize();
+        this.reader = new RamSectionReader(pageSize);
+        this.zero = MemorySegment.ofArray(new byte[pageSize]);
+    }
+
+    @Override
+    public boolean isIterable() {
+        return true;
+    }
+
+    @Override
+    public void loadState(QemuFileReader r, SectionType type, int versionId) {
+        if (type == SectionType.FULL) {
+            throw r.fail(Category.PROTOCOL, "ram arrived as a FULL section; it is iterable (START/PART/END)");
+        }
+        if (type != SectionType.START && !sawBlockList) {
+            throw r.fail(Category.PROTOCOL, "ram " + type + " section before its START section's block list");
+        }
+        reader.readSection(r, this, "ram " + type + " section");
+    }
+
+    @Override
+    public void blockList(long totalBytes, List<RamBlockInfo> list) {
+        for (RamBlockInfo info : list) {
+            RamBlock b = blocks.get(info.idstr());
+            if (b == null) {
+                throw new MigrationException(Category.MISMATCH, "incoming RAM block '" + info.idstr()
+                        + "' is unknown here (this VM has " + blocks.keySet() + "); check --machine on both sides");
+            }
+            if (b.usedLength() != info.usedLength()) {
+                throw new MigrationException(Category.MISMATCH, "incoming RAM block '" + info.idstr() + "' has "
+                        + info.usedLength() + " bytes but this VM's has " + b.usedLength()
+                        + "; start the destination with the same -m/--memory");
+            }
+        }
+        sawBlockList = true;
+    }
+
+    @Override
+    public MemorySegment pageTarget(String block, long offset) {
+        normalPages++;
+        return blocks.get(block).segment().asSlice(offset, pageSize);
+    }
+
+    @Override
+    public void zeroPage(String block, long offset) {
+        zeroPages++;
+        MemorySegment seg = blocks.get(block).segment();
+        if (MemorySegment.mismatch(seg, offset, offset + pageSize, zero, 0, pageSize) != -1) {
+            seg.asSlice(offset, pageSize).fill((byte) 0);
+        }
+    }
+
+    @Override
+    public void loadComplete() {
+        if (!sawBlockList) {
+            throw new MigrationException(Category.PROTOCOL, "the stream ended without a ram section: no guest RAM "
+                    + "was received");
+        }
+    }
+
+    @Override
+    public void saveState(QemuFileWriter w) {
+        throw new MigrationException(Category.INTERNAL, "RamLoader is the destination side; it saves nothing");
+    }
+
+}

@@ -1,0 +1,140 @@
+package io.jmigrate.savevm;
+
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.stream.QemuFileReader;
+
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
+
+/**
+ * The destination side of the savevm stream ({@code qemu_loadvm_state}): checks the header,
+ * hands the configuration to its checker, dispatches every section to its handler by
+ * (idstr, instance) for START/FULL and by section id for PART/END, checks every footer, handles
+ * commands, stops at EOF and drains the vmdesc trailer. Runs on {@code mig/dst/main}.
+ */
+public final class LoadVmDispatcher {
+    /** Commands the destination answers on the return path. */
+    public interface ReturnPath {
+        /** OPEN_RETURN_PATH arrived. */
+        void open();
+
+        /** PING(value) arrived: reply PONG(value). */
+        void pong(int value);
+    }
+
+    private final SaveStateRegistry registry;
+    private final StreamConfiguration configuration;
+    private final ReturnPath returnPath;
+    private final Map<Integer, SaveStateEntry> bySectionId = new HashMap<>();
+    private String vmdesc;
+    private boolean sawSwitchoverStart;
+
+    public LoadVmDispatcher(SaveStateRegistry registry, StreamConfiguration configuration, ReturnPath returnPath) {
+        this.registry = registry;
+        this.configuration = configuration;
+        this.returnPath = returnPath;
+    }
+
+    /** The vmdesc JSON the source sent after EOF, or null. */
+    public String vmdesc() {
+        return vmdesc;
+    }
+
+    public boolean sawSwitchoverStart() {
+        return sawSwitchoverStart;
+    }
+
+    /** Loads the whole stream; {@code aborted} is polled between sections. */
+    public void load(QemuFileReader r, BooleanSupplier aborted) {
+        StreamFraming.readFileHeader(r);
+        boolean first = true;
+        while (true) {
+            if (aborted.getAsBoolean()) {
+                throw new MigrationException(Category.CANCELLED, "incoming migration cancelled at byte offset "
+                        + r.position() + " of " + r.name());
+            }
+            long at = r.position();
+            SectionType t = StreamFraming.readSectionType(r);
+            switch (t) {
+                case CONFIGURATION -> {
+                    if (!first) {
+                        throw r.fail(Category.PROTOCOL, at, "configuration section must directly follow the header");
+                    }
+                    if (configuration != null) {
+                        configuration.load(r);
+                    }
+                }
+                case START, FULL -> {
+                    SectionHeader h = StreamFraming.readSectionHeader(r, t, at);
+                    SaveStateEntry e = registry.find(h.idstr(), h.instanceId());
+                    if (e == null) {
+                        throw r.fail(Category.MISMATCH, at, "Unknown savevm section or instance '" + h.idstr() + "' "
+                                + h.instanceId() + ": this VM has " + registry.entries().stream()
+                                .map(SaveStateEntry::describe).toList());
+                    }
+                    if (h.versionId() > e.versionId()) {
+                        throw r.fail(Category.MISMATCH, at, "savevm: unsupported version " + h.versionId()
+                                + " for " + e.describe() + ", this side supports up to " + e.versionId());
+                    }
+                    if (t == SectionType.START) {
+                        bySectionId.put(h.sectionId(), e);
+                    }
+                    e.handlers().loadState(r, t, h.versionId());
+                    StreamFraming.readFooter(r, h.sectionId(), t + " section " + h.sectionId() + " " + e.describe());
+                }
+                case PART, END -> {
+                    SectionHeader h = StreamFraming.readSectionHeader(r, t, at);
+                    SaveStateEntry e = bySectionId.get(h.sectionId());
+                    if (e == null) {
+                        throw r.fail(Category.PROTOCOL, at, t + " section with id " + h.sectionId()
+                                + " has no START section before it");
+                    }
+                    e.handlers().loadState(r, t, e.versionId());
+                    StreamFraming.readFooter(r, h.sectionId(), t + " section " + h.sectionId() + " " + e.describe());
+                }
+                case COMMAND -> handleCommand(r, StreamFraming.readCommand(r), at);
+                case EOF -> {
+                    for (SaveStateEntry e : registry.entries()) {
+                        e.handlers().loadComplete();
+                    }
+                    if (r.peekU8() == SectionType.VMDESCRIPTION.wire) {
+                        r.readU8("vmdesc marker");
+                        vmdesc = StreamFraming.readVmdesc(r);
+                    }
+                    return;
+                }
+                case VMDESCRIPTION -> throw r.fail(Category.PROTOCOL, at, "vmdesc trailer before EOF");
+                case SUBSECTION, FOOTER -> throw r.fail(Category.PROTOCOL, at, "unexpected " + t + " byte");
+            }
+            first = false;
+        }
+    }
+
+    private void handleCommand(QemuFileReader r, Command c, long at) {
+        switch (c.command()) {
+            case OPEN_RETURN_PATH -> {
+                if (returnPath == null) {
+                    throw r.fail(Category.PROTOCOL, at, "MIG_CMD_OPEN_RETURN_PATH on a stream without a return path");
+                }
+                returnPath.open();
+            }
+            case PING -> {
+                byte[] p = c.payload();
+                int v = ((p[0] & 0xff) << 24) | ((p[1] & 0xff) << 16) | ((p[2] & 0xff) << 8) | (p[3] & 0xff);
+                if (returnPath != null) {
+                    returnPath.pong(v);
+                }
+            }
+            case SWITCHOVER_START -> {
+                sawSwitchoverStart = true;
+                for (SaveStateEntry e : registry.entries()) {
+                    e.handlers().switchoverStart();
+                }
+            }
+            default -> throw r.fail(Category.PROTOCOL, at, c.command().qemuName()
+                    + " is not supported by this destination (postcopy, COLO and packaged streams are not)");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+package io.jmigrate.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.zip.GZIPInputStream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** {@code bin/jmigrate analyze} as a real process, as the README shows it. */
+class AnalyzeCommandIT {
+
+    record Run(int exit, String out, String err) {
+    }
+
+    static Path testdata() {
+        return Path.of(System.getProperty("jmigrate.testdata"));
+    }
+
+    static Run run(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add("bin/jmigrate");
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(Path.of("").toAbsolutePath().toFile());
+        Path out = Files.createTempFile("analyze", ".out");
+        Path err = Files.createTempFile("analyze", ".err");
+        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
+        Process p = pb.start();
+        if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new AssertionError("bin/jmigrate " + String.join(" ", args) + " did not finish within 120 s");
+        }
+        Run r = new Run(p.exitValue(), Files.readString(out), Files.readString(err));
+        Files.delete(out);
+        Files.delete(err);
+        return r;
+    }
+
+    static String gunzip(Path p) throws IOException {
+        try (InputStream in = new GZIPInputStream(Files.newInputStream(p))) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    static String sha256(Path p) throws Exception {
+        java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+        try (InputStream in = Files.newInputStream(p)) {
+            md.update(in.readAllBytes());
+        }
+        return java.util.HexFormat.of().formatHex(md.digest());
+    }
+
+    @Test
+    void readmeMainExamplePrintsQemusStateDump() throws Exception {
+        Path stream = testdata().resolve("qemu-10.0/none-stream.bin.gz");
+        Run r = run("analyze", stream.toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).isEqualTo(gunzip(testdata().resolve("qemu-10.0/none-stream.analyze-state.json.gz")));
+        assertThat(r.err()).contains("note: MIG_CMD_SWITCHOVER_START at byte offset 4602905");
+    }
+
+    @Test
+    void extractRamAndSummary(@TempDir Path dir) throws Exception {
+        Path stream = testdata().resolve("qemu-7.2/none-stream.bin.gz");
+        Run r = run("analyze", "-x", dir.toString(), "--ram", stream.toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("ram", "16384", "1088");
+        Path ram = dir.resolve("ram/ram.ram");
+        assertThat(Files.size(ram)).isEqualTo(64L << 20);
+        assertThat(sha256(ram))
+                .isEqualTo("49baaf9d6125037de8f6b398b7982258d75d6ad048433ad0ac3b3fb236bdb0bf");
+        assertThat(dir.resolve("state.json")).exists();
+        assertThat(dir.resolve("desc.json")).exists();
+        assertThat(dir.resolve("devices/timer_0.json")).exists();
+        assertThat(Files.readString(dir.resolve("summary.json"))).contains("\"machine\": \"none\"", "ram/ram.ram");
+    }
+
+    @Test
+    void badInputExitsOneWithOffset(@TempDir Path dir) throws Exception {
+        Path notAStream = dir.resolve("junk.bin");
+        Files.write(notAStream, new byte[] {'J', 'U', 'N', 'K', 0, 0, 0, 3, 0});
+        Run r = run("analyze", notAStream.toString());
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("junk.bin at byte offset 0: wrong file magic");
+    }
+}

@@ -1,0 +1,131 @@
+package io.jmigrate.migration;
+
+import io.jmigrate.machine.MachineType;
+import io.jmigrate.machine.RunState;
+import io.jmigrate.machine.Vm;
+import io.jmigrate.machine.VmConfig;
+import io.jmigrate.machine.WorkloadChecker;
+import io.jmigrate.machine.WorkloadSpec;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** Source and destination VMs in one JVM, migrating over a real socket or file. */
+@Timeout(60)
+class LoopbackMigrationTest {
+    @TempDir
+    Path dir;
+
+    private static VmConfig cfg(long mib, boolean paused, WorkloadSpec w, MachineType m) {
+        return new VmConfig("t", null, mib << 20, null, false, m, paused, w);
+    }
+
+    private static void await(java.util.function.BooleanSupplier cond, String what) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 30_000;
+        while (!cond.getAsBoolean()) {
+            if (System.currentTimeMillis() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    @Test
+    void liveMigrationOverUnixSocketWithWorkload() throws Exception {
+        List<String> srcEvents = new CopyOnWriteArrayList<>();
+        try (Vm src = new Vm(cfg(32, false, new WorkloadSpec(40, "increment", 2), MachineType.DEFAULT), false);
+             Vm dst = new Vm(cfg(32, false, null, MachineType.DEFAULT), true)) {
+            MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
+            src.setEventSink((e, d) -> srcEvents.add(e + d));
+            MigrationManager sm = new MigrationManager(src, (e, d) -> srcEvents.add(e + d));
+            sm.setCapabilities(List.of(Map.entry(Capability.EVENTS, true), Map.entry(Capability.RETURN_PATH, true)));
+            sm.setParameters(Map.of("max-bandwidth", 64L << 20));
+            Thread.sleep(200);
+            Path sock = dir.resolve("mig.sock");
+            IncomingMigration in = dm.startIncoming("unix:" + sock, false);
+            OutgoingMigration out = sm.migrate("unix:" + sock);
+            assertThat(out.join(30_000)).isTrue();
+            assertThat(in.join(30_000)).isTrue();
+            assertThat(out.error()).isNull();
+            assertThat(out.state().get()).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(in.state().get()).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(out.digest()).isEqualTo(in.digest()).isNotNull();
+            assertThat(src.runState()).isEqualTo(RunState.POSTMIGRATE);
+            assertThat(dst.runState()).isEqualTo(RunState.RUNNING);
+            assertThat(srcEvents).contains("MIGRATION{status=setup}", "MIGRATION{status=active}",
+                    "MIGRATION{status=device}", "MIGRATION{status=completed}", "MIGRATION_PASS{pass=1}", "STOP{}");
+            Map<String, Object> info = out.info();
+            assertThat(info).containsKeys("downtime", "total-time", "setup-time");
+            @SuppressWarnings("unchecked") Map<String, Object> ram = (Map<String, Object>) info.get("ram");
+            assertThat((Long) ram.get("total")).isEqualTo(32L << 20);
+            assertThat((Long) ram.get("normal") + (Long) ram.get("duplicate")).isGreaterThanOrEqualTo(8192);
+        }
+    }
+
+    @Test
+    void fileSaveOfPausedVmRestoresEqualDigest() throws Exception {
+        try (Vm src = new Vm(cfg(8, true, null, MachineType.NONE), false);
+             Vm dst = new Vm(cfg(8, false, null, MachineType.NONE), true)) {
+            for (long p = 0; p < 2048; p += 3) {
+                src.ramBlocks().getFirst().writeByte(p * 4096 + 17, (byte) p);
+            }
+            MigrationManager sm = new MigrationManager(src, (e, d) -> { });
+            Path f = dir.resolve("vm.mig");
+            OutgoingMigration out = sm.migrate("file:" + f);
+            assertThat(out.join(30_000)).isTrue();
+            assertThat(out.state().get()).as(String.valueOf(out.error())).isEqualTo(MigrationStatus.COMPLETED);
+            byte[] bytes = Files.readAllBytes(f);
+            assertThat(bytes[8]).isEqualTo((byte) 7); // configuration
+            MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
+            IncomingMigration in = dm.startIncoming("file:" + f, false);
+            assertThat(in.join(30_000)).isTrue();
+            assertThat(in.state().get()).as(String.valueOf(in.error())).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(in.digest()).isEqualTo(out.digest());
+            assertThat(dst.runState()).isEqualTo(RunState.PRELAUNCH);
+            assertThat(in.vmdesc()).contains("\"globalstate\"");
+        }
+    }
+
+    @Test
+    void machineMismatchFailsDestinationWithClearError() throws Exception {
+        try (Vm src = new Vm(cfg(4, true, null, MachineType.JM_9_2), false);
+             Vm dst = new Vm(cfg(4, false, null, MachineType.JM_10_1), true)) {
+            Path f = dir.resolve("vm.mig");
+            OutgoingMigration out = new MigrationManager(src, (e, d) -> { }).migrate("file:" + f);
+            assertThat(out.join(30_000)).isTrue();
+            IncomingMigration in = new MigrationManager(dst, (e, d) -> { }).startIncoming("file:" + f, false);
+            assertThat(in.join(30_000)).isTrue();
+            assertThat(in.state().get()).isEqualTo(MigrationStatus.FAILED);
+            assertThat(in.error().getMessage()).contains("Machine type received is 'jm-9.2' and local is 'jm-10.1'");
+        }
+    }
+
+    @Test
+    void cancelResumesRunningSource() throws Exception {
+        try (Vm src = new Vm(cfg(32, false, new WorkloadSpec(200, "increment", 1), MachineType.DEFAULT), false);
+             Vm dst = new Vm(cfg(32, false, null, MachineType.DEFAULT), true)) {
+            MigrationManager sm = new MigrationManager(src, (e, d) -> { });
+            sm.setParameters(Map.of("max-bandwidth", 8L << 20, "downtime-limit", 1L));
+            Path sock = dir.resolve("c.sock");
+            new MigrationManager(dst, (e, d) -> { }).startIncoming("unix:" + sock, false);
+            OutgoingMigration out = sm.migrate("unix:" + sock);
+            await(() -> out.state().get() == MigrationStatus.ACTIVE, "active");
+            Thread.sleep(300);
+            sm.cancel();
+            assertThat(out.join(10_000)).isTrue();
+            assertThat(out.state().get()).isEqualTo(MigrationStatus.CANCELLED);
+            assertThat(src.runState()).isEqualTo(RunState.RUNNING);
+            src.stop();
+            List<WorkloadChecker.Result> r = src.workload().check();
+            assertThat(r).allMatch(WorkloadChecker.Result::ok);
+        }
+    }
+}
