@@ -24,6 +24,8 @@ import java.util.function.LongConsumer;
  * All run-state methods are synchronized on the VM.
  */
 public final class Vm implements MigrationSubject, AutoCloseable {
+    /** The globalstate layout jmigrate writes and reads (QEMU 10.0's; same size as 7.2's). */
+    private static final io.jmigrate.vmstate.VmStateDescription GLOBALSTATE = GlobalStateVmsd.Layout.QEMU_10_0.vmsd();
     private final VmConfig config;
     private final Arena arena = Arena.ofShared();
     private final List<RamBlock> blocks;
@@ -203,8 +205,11 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     public SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, boolean zeroPageDetection) {
         SaveStateRegistry reg = new SaveStateRegistry();
         reg.register(RamFlags.IDSTR, 0, RamFlags.VERSION, new RamSaver(blocks, stats, onSync, zeroPageDetection));
-        reg.register("timer", 0, 2, InteropSections.timer(this::clockOffsets, v -> { }));
-        reg.register("globalstate", 0, 1, InteropSections.globalState(this::globalRunState, s -> { }));
+        reg.register(TimerVmsd.IDSTR, TimerVmsd.INSTANCE_ID, TimerVmsd.VMSD.versionId(),
+                InteropSections.vmsdDevice(TimerVmsd.VMSD, this::timerValues, v -> { }));
+        reg.register(GlobalStateVmsd.IDSTR, GlobalStateVmsd.INSTANCE_ID, GLOBALSTATE.versionId(),
+                InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
+                        GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()), v -> { }));
         return reg;
     }
 
@@ -212,9 +217,12 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     public SaveStateRegistry loadRegistry() {
         SaveStateRegistry reg = new SaveStateRegistry();
         reg.register(RamFlags.IDSTR, 0, RamFlags.VERSION, new RamLoader(blocks));
-        reg.register("timer", 0, 2, InteropSections.timer(this::clockOffsets, v -> { }));
-        reg.register("globalstate", 0, 1, InteropSections.globalState(this::globalRunState,
-                s -> incomingRunState = s));
+        reg.register(TimerVmsd.IDSTR, TimerVmsd.INSTANCE_ID, TimerVmsd.VMSD.versionId(),
+                InteropSections.vmsdDevice(TimerVmsd.VMSD, this::timerValues, v -> { }));
+        reg.register(GlobalStateVmsd.IDSTR, GlobalStateVmsd.INSTANCE_ID, GLOBALSTATE.versionId(),
+                InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
+                        GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()),
+                        v -> incomingRunState = GlobalStateVmsd.runState(v)));
         return reg;
     }
 
@@ -223,9 +231,10 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         return s.qmpName;
     }
 
-    private synchronized long[] clockOffsets() {
+    /** The guest clock: cpu_clock_offset = guest running time minus host time since start. */
+    private synchronized io.jmigrate.vmstate.VmStateValues timerValues() {
         long running = runningNanos + (runningSince >= 0 ? System.nanoTime() - runningSince : 0);
-        return new long[] {0, running - (System.nanoTime() - startNanos)};
+        return TimerVmsd.values(0, running - (System.nanoTime() - startNanos));
     }
 
     @Override

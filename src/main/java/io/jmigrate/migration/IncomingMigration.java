@@ -128,11 +128,11 @@ public final class IncomingMigration implements Runnable {
             });
             d.load(r, () -> cancelRequested);
             vmdesc = d.vmdesc();
-            digest = RamDigest.sha256(subject.ramBlocks());
             if (rpOpen[0]) {
-                sendReturnPath(c, 1, 0);
+                sendReturnPath(c, 1, 0); // SHUT: the source's downtime ends here, before our digest
             }
             c.close();
+            digest = RamDigest.sha256(subject.ramBlocks()); // before the vCPUs resume and change RAM
             totalTimeMs = System.currentTimeMillis() - startMillis;
             subject.incomingCompleted();
             state.cas(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);

@@ -131,6 +131,10 @@ public final class RamSaver implements SaveVmHandlers {
 
     /** Collects the vCPUs' dirty log into the migration bitmap ({@code migration_bitmap_sync}). */
     public void syncDirty() {
+        syncDirty(true);
+    }
+
+    private void syncDirty(boolean measureRate) {
         long added = 0;
         for (int i = 0; i < blocks.size(); i++) {
             added += blocks.get(i).dirtyBitmap().syncInto(migBitmap[i]);
@@ -138,8 +142,10 @@ public final class RamSaver implements SaveVmHandlers {
         long now = System.nanoTime();
         long elapsed = Math.max(1, now - lastSyncNanos);
         lastSyncNanos = now;
-        stats.lastSyncDirtyPages = added;
-        stats.dirtyPagesRate = (long) (added * 1e9 / elapsed);
+        if (measureRate) { // the final sync with the VM stopped says nothing about the guest's rate
+            stats.lastSyncDirtyPages = added;
+            stats.dirtyPagesRate = (long) (added * 1e9 / elapsed);
+        }
         stats.remainingPages += added;
         long n = stats.dirtySyncCount + 1;
         stats.dirtySyncCount = n;
@@ -170,7 +176,7 @@ public final class RamSaver implements SaveVmHandlers {
 
     @Override
     public void saveComplete(QemuFileWriter w) {
-        syncDirty();
+        syncDirty(false);
         lastSent = null;
         cursorBlock = 0;
         cursorPage = 0;

@@ -136,7 +136,7 @@ public final class SaveVmDriver {
             }
             root.put("page_size", pageSize);
             root.set("devices", devices);
-            StreamFraming.writeVmdesc(w, root.toString());
+            StreamFraming.writeVmdesc(w, io.jmigrate.vmstate.Vmdesc.toQemuJson(root));
         }
         w.flush();
     }

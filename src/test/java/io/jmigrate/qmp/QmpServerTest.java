@@ -227,6 +227,19 @@ class QmpServerTest {
     }
 
     @Test
+    void tcpServerWorksLikeUnix() {
+        AtomicReference<QmpDispatcher> d = new AtomicReference<>();
+        try (QmpServer tcp = new QmpServer("tcp:127.0.0.1:0", d::get)) {
+            d.set(new QmpDispatcher(vm, new MigrationManager(vm, tcp), quit::countDown));
+            tcp.start();
+            assertThat(tcp.address()).startsWith("tcp:127.0.0.1:").doesNotEndWith(":0");
+            try (QmpClient c = QmpClient.connect(tcp.address())) {
+                assertThat(c.execute("query-status", null).path("status").asText()).isEqualTo("running");
+            }
+        }
+    }
+
+    @Test
     void quitRunsTheQuitHook() throws Exception {
         qmp.execute("quit", null);
         assertThat(quit.await(5, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
