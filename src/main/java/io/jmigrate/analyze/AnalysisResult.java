@@ -3,6 +3,8 @@ package io.jmigrate.analyze;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.jmigrate.multifd.ChannelStats;
+import io.jmigrate.ram.MultifdCapture;
 import io.jmigrate.savevm.Command;
 import io.jmigrate.savevm.SectionType;
 
@@ -32,12 +34,13 @@ import java.util.Map;
  * @param vmdescOffset    offset of the QEMU_VM_VMDESCRIPTION byte, or -1
  * @param eofOffset       offset of the QEMU_VM_EOF byte
  * @param extractedRam    RAMBlock idstr to extracted file ({@code -x}), else empty
+ * @param multifd         the multifd channels decoded with the main channel, or null for a plain stream
  */
 public record AnalysisResult(Path file, boolean gzip, long length, String machine, int pageSize,
                              List<String> capabilities, List<SectionInfo> sections, long sectionCount,
                              List<CommandInfo> commands, List<RamBlockStats> ramBlocks,
                              Map<String, Long> ramFlagCounts, ObjectNode state, VmDesc vmdesc, long vmdescOffset,
-                             long eofOffset, Map<String, Path> extractedRam) {
+                             long eofOffset, Map<String, Path> extractedRam, MultifdSummary multifd) {
 
     public AnalysisResult {
         capabilities = List.copyOf(capabilities);
@@ -46,6 +49,37 @@ public record AnalysisResult(Path file, boolean gzip, long length, String machin
         ramBlocks = List.copyOf(ramBlocks);
         ramFlagCounts = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(ramFlagCounts));
         extractedRam = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(extractedRam));
+    }
+
+    /**
+     * The multifd side of a recorded multifd migration ({@link StreamAnalyzer#analyzeCapture}).
+     *
+     * @param channels   per channel, ordered by id: file, packets, SYNCs, normal and zero pages, bytes
+     * @param legacySync whether each RAM EOS (QEMU &lt; 8.1 without MULTIFD_FLUSH) drove the SYNC barrier
+     * @param ramSha256  RAMBlock idstr to the sha256 (hex) of its reconstructed contents (main-channel
+     *                   pages overlaid with multifd pages), in block-list order; empty unless asked for
+     */
+    public record MultifdSummary(List<MultifdCapture.ChannelReport> channels, boolean legacySync,
+                                 Map<String, String> ramSha256) {
+        public MultifdSummary {
+            channels = List.copyOf(channels);
+            ramSha256 = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(ramSha256));
+        }
+
+        /** Totals over every channel (id -1). */
+        public ChannelStats total() {
+            long p = 0, s = 0, d = 0, n = 0, z = 0, b = 0;
+            for (MultifdCapture.ChannelReport c : channels) {
+                ChannelStats t = c.stats();
+                p += t.packets();
+                s += t.syncPackets();
+                d += t.deviceStatePackets();
+                n += t.normalPages();
+                z += t.zeroPages();
+                b += t.bytes();
+            }
+            return new ChannelStats(-1, p, s, d, n, z, b);
+        }
     }
 
     /**
@@ -138,6 +172,27 @@ public record AnalysisResult(Path file, boolean gzip, long length, String machin
         ramFlagCounts.entrySet().stream()
                 .sorted(Map.Entry.comparingByKey((a, b) -> Long.compare(Long.decode(a), Long.decode(b))))
                 .forEach(e -> flags.put(e.getKey(), e.getValue()));
+        if (multifd != null) {
+            ObjectNode m = o.putObject("multifd");
+            m.put("sync", multifd.legacySync() ? "legacy: each RAM EOS" : "MULTIFD_FLUSH");
+            ArrayNode chs = m.putArray("channels");
+            for (MultifdCapture.ChannelReport c : multifd.channels()) {
+                ChannelStats t = c.stats();
+                ObjectNode n = chs.addObject();
+                n.put("id", t.id());
+                n.put("file", c.file());
+                n.put("packets", t.packets());
+                n.put("sync_packets", t.syncPackets());
+                n.put("device_state_packets", t.deviceStatePackets());
+                n.put("normal_pages", t.normalPages());
+                n.put("zero_pages", t.zeroPages());
+                n.put("bytes", t.bytes());
+            }
+            if (!multifd.ramSha256().isEmpty()) {
+                ObjectNode d = m.putObject("ram_sha256");
+                multifd.ramSha256().forEach(d::put);
+            }
+        }
         return o;
     }
 }

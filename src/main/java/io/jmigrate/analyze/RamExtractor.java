@@ -28,8 +28,9 @@ import java.util.Set;
  * (notably '/') replaced by '_', a leading '.' replaced too, then {@code .ram}; a name taken
  * twice gets {@code -2}, {@code -3}, ... {@link #files()} maps idstrs to the files.
  *
- * <p>Public so that a multifd-aware analyzer can overlay pages from multifd channels with
- * {@link #pageTarget(String, long)} and {@link #zeroPage(String, long)}.
+ * <p>For a multifd capture, {@link #mapping(String, long)} hands a block's whole mapping to the
+ * multifd receiver, which overlays main-channel and multifd pages in it with its own
+ * received-page bookkeeping.
  */
 public final class RamExtractor implements AutoCloseable {
     private final Path dir;
@@ -112,6 +113,18 @@ public final class RamExtractor implements AutoCloseable {
                     + " is outside RAMBlock '" + idstr + "' of " + b.length() + " bytes");
         }
         return b;
+    }
+
+    /**
+     * The whole mapping of a block announced by {@link #blockList}, for a writer that keeps its own
+     * zero-page bookkeeping (the multifd capture writes pages into it from its channel threads).
+     */
+    public MemorySegment mapping(String idstr, long length) {
+        Block b = blocks.get(idstr);
+        if (b == null || b.length() != length) {
+            throw new IllegalStateException("RAMBlock '" + idstr + "' of " + length + " bytes was not announced");
+        }
+        return b.mapping();
     }
 
     /** The mapped page to read a normal page into. */

@@ -4,12 +4,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jmigrate.analyze.AnalysisResult.CommandInfo;
+import io.jmigrate.analyze.AnalysisResult.MultifdSummary;
 import io.jmigrate.analyze.AnalysisResult.RamBlockStats;
 import io.jmigrate.analyze.AnalysisResult.SectionInfo;
 import io.jmigrate.analyze.VmDesc.DeviceKey;
 import io.jmigrate.analyze.VmDesc.VmsdStruct;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.multifd.MultifdConfig;
+import io.jmigrate.ram.MultifdCapture;
 import io.jmigrate.ram.RamBlockInfo;
 import io.jmigrate.ram.RamFlags;
 import io.jmigrate.ram.RamLoadSink;
@@ -23,6 +26,7 @@ import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.StreamLimits;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -47,8 +51,12 @@ import java.util.TreeMap;
  *       description ({@link VmStateDecoder}).</li>
  * </ol>
  *
- * Memory stays bounded: RAM pages are skipped or read straight into mapped extraction files;
- * only device state (kilobytes) and the section list are kept. Every malformed input ends in a
+ * With multifd channel files ({@link #analyzeCapture}) the same walk also feeds the {@code ram}
+ * records to a {@link MultifdCapture}: this class is the one walker of a main channel.
+ *
+ * <p>Memory stays bounded: RAM pages are skipped or read straight into mapped extraction files;
+ * only device state (kilobytes) and the section list are kept. (Rebuilding RAM from multifd
+ * channels without {@code -x} needs the guest RAM size in native memory.) Every malformed input ends in a
  * {@link MigrationException} naming the byte offset and what was expected.
  */
 public final class StreamAnalyzer {
@@ -63,20 +71,40 @@ public final class StreamAnalyzer {
     private static final String CONFIG_PREFIX = "configuration/";
 
     /**
-     * @param extractDir where {@code -x} writes RAM block files, or null to skip page bytes
-     * @param limits     bounds for lengths read off the stream; {@code maxVmdesc} also bounds the
-     *                   tail window searched for the trailer
+     * @param extractDir      where {@code -x} writes RAM block files, or null to skip page bytes
+     * @param limits          bounds for lengths read off the stream; {@code maxVmdesc} also bounds the
+     *                        tail window searched for the trailer
+     * @param multifdChannels the multifd channel files of a recorded multifd migration whose main
+     *                        channel is analysed (any order; empty for a plain stream)
+     * @param ramDigests      with multifd channels: compute the sha256 of every reconstructed RAMBlock
      */
-    public record Options(Path extractDir, StreamLimits limits) {
+    public record Options(Path extractDir, StreamLimits limits, List<Path> multifdChannels, boolean ramDigests) {
         public static final Options DEFAULT = new Options(null,
                 new StreamLimits(StreamLimits.DEFAULT.maxBuffer(), DEFAULT_MAX_VMDESC, StreamLimits.DEFAULT.maxCommandLen()));
 
+        public Options {
+            multifdChannels = List.copyOf(multifdChannels);
+        }
+
+        public Options(Path extractDir, StreamLimits limits) {
+            this(extractDir, limits, List.of(), false);
+        }
+
         public Options withExtractDir(Path dir) {
-            return new Options(dir, limits);
+            return new Options(dir, limits, multifdChannels, ramDigests);
         }
 
         public Options withLimits(StreamLimits l) {
-            return new Options(extractDir, l);
+            return new Options(extractDir, l, multifdChannels, ramDigests);
+        }
+
+        /** Decodes {@code channels} along with the main stream (see {@link StreamAnalyzer#analyzeCapture}). */
+        public Options withMultifd(List<Path> channels) {
+            return new Options(extractDir, limits, channels, ramDigests);
+        }
+
+        public Options withRamDigests(boolean digests) {
+            return new Options(extractDir, limits, multifdChannels, digests);
         }
     }
 
@@ -117,6 +145,40 @@ public final class StreamAnalyzer {
     }
 
     /**
+     * Analyzes a recorded multifd migration: {@code files} are the main channel and every
+     * multifd channel, one file per connection, in any order (exactly one starts with "QEVM").
+     * The main channel is walked as {@link #analyze(Path, Options)} does; its {@code ram} section
+     * records also drive a {@link MultifdCapture} over the channel files, so every packet is
+     * validated and the RAM blocks are rebuilt (main-channel pages overlaid with multifd pages;
+     * into the {@code -x} files when {@code options.extractDir()} is set). Any channel files
+     * already in {@code options} are replaced.
+     */
+    public static AnalysisResult analyzeCapture(List<Path> files, Options options) {
+        Path main = null;
+        List<Path> channels = new ArrayList<>();
+        for (Path p : files) {
+            if (MultifdCapture.isMainStream(p)) {
+                if (main != null) {
+                    throw new MigrationException(Category.CONFIG, "two main channels (files starting with \"QEVM\"): "
+                            + main + " and " + p + "; expected one main channel and the multifd channel files");
+                }
+                main = p;
+            } else {
+                channels.add(p);
+            }
+        }
+        if (main == null) {
+            throw new MigrationException(Category.CONFIG, "no main channel among " + files
+                    + ": exactly one file must start with the stream magic \"QEVM\" (51 45 56 4d)");
+        }
+        if (channels.isEmpty()) {
+            throw new MigrationException(Category.CONFIG, "no multifd channel files given besides the main channel "
+                    + main);
+        }
+        return analyze(main, options.withMultifd(channels));
+    }
+
+    /**
      * Reads only the vmdesc trailer (for {@code -d desc}); fails if there is none.
      */
     public static VmDesc readVmdesc(Path file, Options options) {
@@ -151,6 +213,7 @@ public final class StreamAnalyzer {
             pageSize = vmdesc.pageSize();
         }
         RamExtractor extractor = null;
+        MultifdSummary multifd = null;
         try (QemuFileReader reader = new QemuFileReader(source.openChannel(), source.displayName(), options.limits())) {
             r = reader;
             StreamFraming.readFileHeader(r);
@@ -158,12 +221,15 @@ public final class StreamAnalyzer {
             if (ram != null && options.extractDir() != null) {
                 extractor = ram.extractor;
             }
+            if (!options.multifdChannels().isEmpty()) {
+                multifd = finishMultifd();
+            }
         } catch (IOException e) {
             throw new MigrationException(Category.IO, "cannot close " + source.path() + ": " + e.getMessage(), e);
+        } catch (MigrationException e) {
+            throw ram != null && ram.capture != null ? ram.capture.firstError(e) : e;
         } finally {
-            if (ram != null && ram.extractor != null) {
-                ram.extractor.close();
-            }
+            closeRam();
         }
         ObjectNode state = NODES.objectNode();
         stateById.values().forEach(e -> state.set(e.getKey(), e.getValue()));
@@ -175,7 +241,44 @@ public final class StreamAnalyzer {
         }
         return new AnalysisResult(source.path(), source.gzip(), length, machine, pageSize, capabilities, sections,
                 sectionCount, commands, blocks, flags, state, vmdesc, vmdescOffset, eofOffset,
-                extractor == null ? Map.of() : extractor.files());
+                extractor == null ? Map.of() : extractor.files(), multifd);
+    }
+
+    /** After the walk: drains the channel files, digests the rebuilt blocks if asked (memory still open). */
+    private MultifdSummary finishMultifd() {
+        if (ram == null || ram.capture == null) {
+            throw new MigrationException(Category.PROTOCOL, source.displayName() + ": " + options.multifdChannels().size()
+                    + " multifd channel file(s) given, but the main channel has no ram section, so they cannot be "
+                    + "decoded");
+        }
+        MultifdCapture.Result res = ram.capture.finish();
+        Map<String, String> digests = new LinkedHashMap<>();
+        if (options.ramDigests()) {
+            res.blocks().forEach((k, v) -> digests.put(k, MultifdCapture.Result.sha256(v)));
+        }
+        return new MultifdSummary(res.channels(), res.legacySync(), digests);
+    }
+
+    /** Channel threads stop before the memory they write into (extractor mappings, arena) goes away. */
+    private void closeRam() {
+        if (ram == null) {
+            return;
+        }
+        try {
+            if (ram.capture != null) {
+                ram.capture.close();
+            }
+        } finally {
+            try {
+                if (ram.extractor != null) {
+                    ram.extractor.close();
+                }
+            } finally {
+                if (ram.arena != null) {
+                    ram.arena.close();
+                }
+            }
+        }
     }
 
     // ---- the section loop ---------------------------------------------------------------------
@@ -404,8 +507,19 @@ public final class StreamAnalyzer {
 
     private void ramSection(long id, String where) {
         if (ram == null) {
-            ram = new RamState(new RamSectionReader(pageSize, ignoreShared),
-                    options.extractDir() == null ? null : new RamExtractor(options.extractDir(), pageSize));
+            RamExtractor extractor = options.extractDir() == null ? null : new RamExtractor(options.extractDir(), pageSize);
+            ram = new RamState(new RamSectionReader(pageSize, ignoreShared), extractor);
+            if (!options.multifdChannels().isEmpty()) {
+                MultifdCapture.BlockMemory memory;
+                if (extractor != null) {
+                    memory = extractor::mapping;
+                } else {
+                    ram.arena = Arena.ofShared();
+                    memory = (idstr, len) -> ram.arena.allocate(len, pageSize);
+                }
+                ram.capture = MultifdCapture.start(options.multifdChannels(), pageSize, memory,
+                        MultifdConfig.DEFAULT_TIMEOUT);
+            }
             ObjectNode node = NODES.objectNode();
             ram.sizes = node.putObject("section sizes");
             stateById.put(id, Map.entry(RamFlags.IDSTR + " (" + id + ")", node));
@@ -425,10 +539,15 @@ public final class StreamAnalyzer {
         }
     }
 
-    /** Counts records per block and flag value; forwards pages to the extractor if any. */
+    /**
+     * Counts records per block and flag value; forwards pages to the multifd capture if any (which
+     * writes them into the extractor's files when extracting), else to the extractor if any.
+     */
     private static final class RamState implements RamLoadSink {
         final RamSectionReader reader;
         final RamExtractor extractor;
+        MultifdCapture capture;
+        Arena arena;
         final Map<String, BlockStats> stats = new LinkedHashMap<>();
         final Map<Integer, Long> flagCounts = new TreeMap<>();
         ObjectNode sizes;
@@ -454,6 +573,9 @@ public final class StreamAnalyzer {
             if (extractor != null) {
                 extractor.blockList(blocks);
             }
+            if (capture != null) {
+                capture.blockList(totalBytes, blocks);
+            }
         }
 
         private BlockStats stats(String block) {
@@ -467,14 +589,40 @@ public final class StreamAnalyzer {
         @Override
         public MemorySegment pageTarget(String block, long offset) {
             stats(block).normal++;
+            if (capture != null) {
+                return capture.pageTarget(block, offset);
+            }
             return extractor == null ? null : extractor.pageTarget(block, offset);
+        }
+
+        @Override
+        public void pageLoaded(String block, long offset) {
+            if (capture != null) {
+                capture.pageLoaded(block, offset);
+            }
         }
 
         @Override
         public void zeroPage(String block, long offset) {
             stats(block).zero++;
-            if (extractor != null) {
+            if (capture != null) {
+                capture.zeroPage(block, offset);
+            } else if (extractor != null) {
                 extractor.zeroPage(block, offset);
+            }
+        }
+
+        @Override
+        public void multifdFlush() {
+            if (capture != null) {
+                capture.multifdFlush();
+            }
+        }
+
+        @Override
+        public void endOfSection() {
+            if (capture != null) {
+                capture.endOfSection();
             }
         }
     }

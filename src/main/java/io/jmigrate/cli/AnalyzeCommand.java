@@ -3,12 +3,15 @@ package io.jmigrate.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.jmigrate.analyze.AnalysisResult;
 import io.jmigrate.analyze.AnalysisResult.CommandInfo;
+import io.jmigrate.analyze.AnalysisResult.MultifdSummary;
 import io.jmigrate.analyze.AnalysisResult.RamBlockStats;
 import io.jmigrate.analyze.AnalysisResult.SectionInfo;
 import io.jmigrate.analyze.PyJson;
 import io.jmigrate.analyze.StreamAnalyzer;
 import io.jmigrate.analyze.VmDesc;
 import io.jmigrate.common.MigrationException;
+import io.jmigrate.multifd.ChannelStats;
+import io.jmigrate.ram.MultifdCapture;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -20,13 +23,16 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
- * {@code jmigrate analyze FILE}: QEMU's {@code scripts/analyze-migration.py} for a saved main
- * migration stream (plain or gzip). Presentation only; the work is {@link StreamAnalyzer}.
+ * {@code jmigrate analyze FILE [--multifd CH ...]}: QEMU's {@code scripts/analyze-migration.py} for a
+ * saved main migration stream (plain or gzip), optionally with the multifd channel files of a
+ * recorded multifd migration. Presentation only; the work is {@link StreamAnalyzer}.
  */
 @Command(name = "analyze", mixinStandardHelpOptions = true,
         description = {"Decode a saved QEMU migration stream (plain or .gz), like QEMU's scripts/analyze-migration.py.",
@@ -51,6 +57,13 @@ public final class AnalyzeCommand implements Callable<Integer> {
     @Option(names = "--ram", description = "print per-RAMBlock page counts (normal, zero, total pages and bytes)")
     boolean ram;
 
+    @Option(names = "--multifd", arity = "1..*", paramLabel = "CH",
+            description = {"the multifd channel files of a recorded multifd migration whose main channel is FILE "
+                    + "(one file per connection, any order, gzip or not): every packet is validated, a per-channel "
+                    + "report is printed after the usual output, -x writes the rebuilt RAM (main-channel pages "
+                    + "overlaid with multifd pages), --ram adds each rebuilt RAMBlock's sha256"})
+    List<Path> multifd;
+
     @Option(names = {"-x", "--extract"}, paramLabel = "DIR",
             description = "extract into DIR: ram/<block>.ram per RAMBlock ('/' in names becomes '_'), "
                     + "devices/<idstr>_<section id>.json per device, state.json, desc.json, summary.json")
@@ -61,7 +74,7 @@ public final class AnalyzeCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         try {
-            if (dump == Dump.desc && extract == null && !ram) {
+            if (dump == Dump.desc && extract == null && !ram && multifd == null) {
                 VmDesc d = StreamAnalyzer.readVmdesc(file, StreamAnalyzer.Options.DEFAULT);
                 out.println(PyJson.toString(d.json()));
                 out.flush();
@@ -71,7 +84,15 @@ public final class AnalyzeCommand implements Callable<Integer> {
             if (extract != null) {
                 opts = opts.withExtractDir(extract.resolve("ram"));
             }
-            AnalysisResult res = StreamAnalyzer.analyze(file, opts);
+            AnalysisResult res;
+            if (multifd == null) {
+                res = StreamAnalyzer.analyze(file, opts);
+            } else {
+                List<Path> files = new ArrayList<>();
+                files.add(file);
+                files.addAll(multifd);
+                res = StreamAnalyzer.analyzeCapture(files, opts.withRamDigests(ram));
+            }
             if (extract != null) {
                 writeExtract(res, out);
             }
@@ -88,6 +109,9 @@ public final class AnalyzeCommand implements Callable<Integer> {
             }
             if (ram) {
                 printRam(res, out);
+            }
+            if (res.multifd() != null) {
+                printMultifd(res.multifd(), out);
             }
             out.flush();
             err.flush();
@@ -173,7 +197,29 @@ public final class AnalyzeCommand implements Callable<Integer> {
         return sb.isEmpty() ? "-" : sb.toString();
     }
 
+    private static void printMultifd(MultifdSummary m, PrintWriter out) {
+        out.printf("multifd: %d channel(s), every packet valid; SYNC barrier on %s%n", m.channels().size(),
+                m.legacySync() ? "each RAM EOS (legacy, QEMU < 8.1)" : "RAM_SAVE_FLAG_MULTIFD_FLUSH");
+        out.printf("%4s  %-28s %9s %7s %13s %13s %13s %14s%n", "id", "file", "packets", "SYNCs", "device state",
+                "normal pages", "zero pages", "bytes");
+        for (MultifdCapture.ChannelReport c : m.channels()) {
+            ChannelStats s = c.stats();
+            out.printf("%4d  %-28s %9d %7d %13d %13d %13d %14d%n", s.id(), Path.of(c.file()).getFileName(), s.packets(),
+                    s.syncPackets(), s.deviceStatePackets(), s.normalPages(), s.zeroPages(), s.bytes());
+        }
+        ChannelStats t = m.total();
+        out.printf("%4s  %-28s %9d %7d %13d %13d %13d %14d%n", "all", "", t.packets(), t.syncPackets(),
+                t.deviceStatePackets(), t.normalPages(), t.zeroPages(), t.bytes());
+        if (!m.ramSha256().isEmpty()) {
+            out.println("rebuilt RAM (main-channel pages overlaid with multifd pages):");
+            m.ramSha256().forEach((k, v) -> out.printf("  %-28s sha256 %s%n", k, v));
+        }
+    }
+
     private static void printRam(AnalysisResult res, PrintWriter out) {
+        if (res.multifd() != null) {
+            out.println("main channel RAM records (pages sent on multifd channels are counted per channel below):");
+        }
         out.printf("%-28s %12s %12s %12s %14s %14s %14s%n", "RAMBlock", "total pages", "normal pages", "zero pages",
                 "total bytes", "normal bytes", "zero bytes");
         long tp = 0, np = 0, zp = 0, tb = 0;

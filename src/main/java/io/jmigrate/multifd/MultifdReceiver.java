@@ -205,7 +205,8 @@ public final class MultifdReceiver implements AutoCloseable {
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < slots.length; i++) {
             if (slots[i] == null || slots[i].ended) {
-                sb.append(sb.isEmpty() ? "" : ", ").append(i).append(slots[i] == null ? " (never connected)" : "");
+                sb.append(sb.isEmpty() ? "" : ", ").append(i)
+                        .append(slots[i] == null ? " (never connected)" : " (" + slots[i].source + ")");
             }
         }
         return sb.toString();

@@ -7,27 +7,25 @@ import io.jmigrate.multifd.ChannelStats;
 import io.jmigrate.multifd.DeviceStateSink;
 import io.jmigrate.multifd.MultifdBlock;
 import io.jmigrate.multifd.MultifdConfig;
+import io.jmigrate.multifd.MultifdInit;
 import io.jmigrate.multifd.MultifdReceiver;
-import io.jmigrate.savevm.Command;
-import io.jmigrate.savevm.SectionHeader;
-import io.jmigrate.savevm.SectionType;
 import io.jmigrate.savevm.StreamFraming;
-import io.jmigrate.stream.QemuFileReader;
-import io.jmigrate.stream.StreamLimits;
 
 import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -36,47 +34,74 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.zip.GZIPInputStream;
 
 /**
- * Decodes a recorded multifd migration: the main channel's bytes and each multifd channel's
- * bytes, one file per connection (any order, gzip or not), exactly as a destination would take
- * them. Each multifd file goes through the real {@link MultifdReceiver} (every packet validated,
- * pages written into memory by {@code mig/dst/recv_N} threads); the main channel is walked up to
- * the end of its {@code ram} section with {@link RamSectionReader}, and each
- * RAM_SAVE_FLAG_MULTIFD_FLUSH (or each RAM EOS in legacy mode, i.e. when the stream has no
- * flush before its first EOS, as QEMU &lt; 8.1) runs the SYNC barrier. So main-channel records
- * and multifd pages are overlaid in the order the protocol defines.
+ * The multifd half of decoding a recorded multifd migration: each multifd channel's bytes (one
+ * file per connection, any order, gzip or not) go through the real {@link MultifdReceiver}, so
+ * every init record and packet is validated and pages are written into memory by
+ * {@code mig/dst/recv_N} threads, exactly as a destination takes them.
  *
- * <p>Limits: device sections other than {@code ram} before RAM completes are not skippable
- * without their descriptions and are rejected; device-state packets are counted but discarded.
+ * <p>The main channel is not read here: whoever walks it (the analyzer's one main-stream walker)
+ * feeds this object its {@code ram} section records, since it is a {@link RamLoadSink}. Main-channel
+ * pages land in the same block memory as multifd pages, each RAM_SAVE_FLAG_MULTIFD_FLUSH (or each
+ * RAM EOS in legacy mode, i.e. when no flush came before the first EOS, as QEMU &lt; 8.1 sends)
+ * runs the SYNC barrier, so the two are overlaid in the order the protocol defines.
+ *
+ * <pre>{@code
+ * try (MultifdCapture c = MultifdCapture.start(channelFiles, 4096, memory, timeout)) {
+ *     ramSectionReader.readSection(mainReader, c, "ram section 2 (START)");   // and every PART/END
+ *     MultifdCapture.Result r = c.finish();                                   // channels drained
+ * } catch (MigrationException e) { throw c.firstError(e); }
+ * }</pre>
+ *
+ * The channel files are opened at the first MEM_SIZE block list (their init records name the
+ * channel ids); the channel count is the number of files. All channels must carry the UUID of the
+ * first one. Device-state packets are counted and discarded.
  */
-public final class MultifdCapture {
-    private MultifdCapture() {
+public final class MultifdCapture implements RamLoadSink, AutoCloseable {
+
+    /** Gives the memory that a reconstructed RAMBlock is written into (zeroed, exactly {@code length} bytes). */
+    @FunctionalInterface
+    public interface BlockMemory {
+        MemorySegment allocate(String idstr, long length);
     }
 
-    /** One multifd channel's facts. */
+    /**
+     * One multifd channel's facts.
+     *
+     * @param file  the channel's file as given
+     * @param stats the receiver's counters; {@code bytes} counts (gunzipped) bytes consumed, init record included
+     */
     public record ChannelReport(String file, ChannelStats stats) {
     }
 
     /**
-     * The decoded migration.
+     * The decoded multifd side of a migration.
      *
-     * @param mainFile   the file that starts with "QEVM"
      * @param channels   per channel, ordered by id
-     * @param blocks     reconstructed RAM blocks in MEM_SIZE order (valid while the arena is open)
-     * @param ramRecords main-channel RAM record counts by flag value (low bits of each be64 word;
-     *                   the block-list lengths count as 0x0, as in the testdata's streams.json)
+     * @param blocks     reconstructed RAM blocks in MEM_SIZE order (valid while their memory is)
      * @param legacySync whether EOS (not MULTIFD_FLUSH) drove the SYNC barrier
      */
-    public record Result(Path mainFile, List<ChannelReport> channels, Map<String, MemorySegment> blocks,
-                         Map<Integer, Long> ramRecords, boolean legacySync) {
+    public record Result(List<ChannelReport> channels, Map<String, MemorySegment> blocks, boolean legacySync) {
+        public Result {
+            channels = List.copyOf(channels);
+            blocks = Collections.unmodifiableMap(new LinkedHashMap<>(blocks));
+        }
+
         /** sha256 of a reconstructed block, hex. */
         public String sha256(String block) {
             MemorySegment s = blocks.get(block);
             if (s == null) {
                 throw new IllegalArgumentException("no RAMBlock " + block + " in " + blocks.keySet());
             }
+            return sha256(s);
+        }
+
+        /** sha256 of a segment, hex (in 1 GiB slices, so blocks over 2 GiB work too). */
+        public static String sha256(MemorySegment s) {
             try {
                 MessageDigest md = MessageDigest.getInstance("SHA-256");
-                md.update(s.asByteBuffer());
+                for (long off = 0; off < s.byteSize(); off += 1L << 30) {
+                    md.update(s.asSlice(off, Math.min(1L << 30, s.byteSize() - off)).asByteBuffer());
+                }
                 return HexFormat.of().formatHex(md.digest());
             } catch (NoSuchAlgorithmException e) {
                 throw new IllegalStateException(e);
@@ -84,8 +109,66 @@ public final class MultifdCapture {
         }
     }
 
-    /** Opens a capture file, gunzipping when it starts with the gzip magic. */
-    static InputStream open(Path p) throws IOException {
+    private final List<Path> files;
+    private final int pageSize;
+    private final BlockMemory memory;
+    private final Duration timeout;
+    private final MultifdConfig config;
+    private final FirstError errors = new FirstError();
+    private final Map<String, MultifdBlock> blocks = new ConcurrentHashMap<>();
+    private final Map<String, MemorySegment> ordered = new LinkedHashMap<>();
+    private final Map<Integer, Path> fileById = new ConcurrentHashMap<>();
+    private final MultifdReceiver rx;
+    private boolean started;
+    private boolean flushSeen;
+    private boolean legacy;
+
+    private MultifdCapture(List<Path> files, int pageSize, BlockMemory memory, Duration timeout, byte[] uuid) {
+        this.files = List.copyOf(files);
+        this.pageSize = pageSize;
+        this.memory = memory;
+        this.timeout = timeout;
+        MultifdConfig d = MultifdConfig.defaults(files.size());
+        this.config = new MultifdConfig(files.size(), pageSize, d.compression(), d.level(), d.zeroPageDetection(), uuid,
+                d.maxDeviceStatePacket(), timeout);
+        DeviceStateSink discard = (idstr, instance, data) -> { };
+        this.rx = new MultifdReceiver(config, blocks::get, discard, errors);
+    }
+
+    /**
+     * Prepares to decode {@code channelFiles} (one per multifd connection, any order). Reads the
+     * first file's init record for the UUID every channel must carry; nothing else is read until
+     * the first block list.
+     *
+     * @param pageSize target page size (4096 for x86)
+     * @param memory   where reconstructed blocks live
+     * @param timeout  bound on waiting for channel threads
+     */
+    public static MultifdCapture start(List<Path> channelFiles, int pageSize, BlockMemory memory, Duration timeout) {
+        if (channelFiles.isEmpty()) {
+            throw new MigrationException(Category.CONFIG, "no multifd channel files given");
+        }
+        if (channelFiles.size() > 255) {
+            throw new MigrationException(Category.CONFIG, channelFiles.size()
+                    + " multifd channel files given: at most 255 channels exist");
+        }
+        Path first = channelFiles.getFirst();
+        byte[] head;
+        try (InputStream in = open(first)) {
+            head = in.readNBytes(MultifdInit.SIZE);
+        } catch (IOException e) {
+            throw new MigrationException(Category.IO, "cannot read " + first + ": " + e.getMessage(), e);
+        }
+        MultifdInit init = MultifdInit.decode(ByteBuffer.wrap(head), displayName(first));
+        return new MultifdCapture(channelFiles, pageSize, memory, timeout, init.uuid());
+    }
+
+    /**
+     * Opens a capture file, gunzipping when it starts with the gzip magic {@code 1f 8b}.
+     *
+     * @throws IOException also {@link NoSuchFileException}
+     */
+    public static InputStream open(Path p) throws IOException {
         InputStream in = new BufferedInputStream(Files.newInputStream(p), 1 << 16);
         in.mark(2);
         int a = in.read();
@@ -97,229 +180,136 @@ public final class MultifdCapture {
         return in;
     }
 
-    private static boolean isMain(Path p) throws IOException {
+    /** Whether {@code p} (gunzipped if need be) starts with the main stream's magic "QEVM". */
+    public static boolean isMainStream(Path p) {
         try (InputStream in = open(p)) {
             byte[] m = in.readNBytes(4);
-            return m.length == 4 && ((m[0] & 0xff) << 24 | (m[1] & 0xff) << 16 | (m[2] & 0xff) << 8 | (m[3] & 0xff))
-                    == StreamFraming.QEMU_VM_FILE_MAGIC;
+            return m.length == 4 && ByteBuffer.wrap(m).getInt() == StreamFraming.QEMU_VM_FILE_MAGIC;
+        } catch (NoSuchFileException e) {
+            throw new MigrationException(Category.CONFIG, "no such file: " + p);
+        } catch (IOException e) {
+            throw new MigrationException(Category.IO, "cannot read " + p + ": " + e.getMessage(), e);
         }
+    }
+
+    /** The name a channel file goes by in errors: its file name, "(gunzipped)" when offsets count gunzipped bytes. */
+    public static String displayName(Path p) {
+        boolean gz;
+        try (InputStream in = Files.newInputStream(p)) {
+            gz = in.read() == 0x1f && in.read() == 0x8b;
+        } catch (IOException e) {
+            gz = false;
+        }
+        return p.getFileName() + (gz ? " (gunzipped)" : "");
+    }
+
+    public MultifdConfig config() {
+        return config;
+    }
+
+    // ---- RamLoadSink: the main channel's ram records ------------------------------------------
+
+    @Override
+    public void blockList(long totalBytes, List<RamBlockInfo> list) {
+        for (RamBlockInfo b : list) {
+            if (!blocks.containsKey(b.idstr())) {
+                MemorySegment mem = memory.allocate(b.idstr(), b.usedLength());
+                blocks.put(b.idstr(), new MultifdBlock(b.idstr(), mem, pageSize));
+                ordered.put(b.idstr(), mem);
+            }
+        }
+        if (!started) {
+            started = true;
+            for (Path p : files) {
+                ReadableByteChannel ch;
+                try {
+                    ch = Channels.newChannel(open(p));
+                } catch (IOException e) {
+                    throw new MigrationException(Category.IO, "cannot open " + p + ": " + e.getMessage(), e);
+                }
+                fileById.put(rx.addChannel(ch, displayName(p)), p);
+            }
+            rx.awaitChannels();
+        }
+    }
+
+    @Override
+    public MemorySegment pageTarget(String block, long offset) {
+        return target(block).memory().asSlice(offset, pageSize);
+    }
+
+    @Override
+    public void pageLoaded(String block, long offset) {
+        target(block).markReceived(offset);
+    }
+
+    @Override
+    public void zeroPage(String block, long offset) {
+        MultifdBlock b = target(block);
+        if (b.markReceived(offset)) {
+            b.memory().asSlice(offset, pageSize).fill((byte) 0);
+        }
+    }
+
+    @Override
+    public void multifdFlush() {
+        flushSeen = true;
+        rx.recvSyncMain();
+    }
+
+    @Override
+    public void endOfSection() {
+        if (!flushSeen) {
+            legacy = true;
+            rx.recvSyncMain();
+        }
+    }
+
+    private MultifdBlock target(String name) {
+        MultifdBlock b = blocks.get(name);
+        if (b == null) {
+            throw new MigrationException(Category.PROTOCOL, "RAM record for block '" + name + "' before the block list");
+        }
+        return b;
+    }
+
+    // ---- the end ------------------------------------------------------------------------------
+
+    /**
+     * Call once the main channel's {@code ram} section has ended: waits until every channel file
+     * has been read to its end (each must end right after its last packet) and returns the
+     * per-channel reports and the reconstructed blocks.
+     */
+    public Result finish() {
+        if (!started) {
+            throw new MigrationException(Category.PROTOCOL, "multifd channel files were given, but the main channel "
+                    + "has no ram section with a block list, so no channel was read");
+        }
+        if (!rx.awaitEnd(timeout)) {
+            errors.throwIfSet();
+            throw new MigrationException(Category.TIMEOUT, "multifd channel files did not end within " + timeout
+                    + " after the main channel's last MULTIFD_FLUSH (more packets after the last SYNC?)");
+        }
+        errors.throwIfSet();
+        List<ChannelReport> reports = new ArrayList<>();
+        for (ChannelStats s : rx.stats()) {
+            reports.add(new ChannelReport(fileById.get(s.id()).toString(), s));
+        }
+        return new Result(reports, ordered, legacy);
     }
 
     /**
-     * Decodes the capture. RAM blocks are allocated in {@code arena}.
-     *
-     * @param files    the main channel file and every multifd channel file, any order
-     * @param pageSize target page size (4096 for x86)
-     * @param timeout  bound on waiting for channel threads
+     * The error to report for {@code e} thrown while decoding: when a channel failed first, the
+     * main side only sees a "shutting down" cancellation; the channel's error names the cause.
      */
-    public static Result decode(List<Path> files, int pageSize, Arena arena, Duration timeout) {
-        Path main = null;
-        List<Path> multifd = new ArrayList<>();
-        try {
-            for (Path p : files) {
-                if (isMain(p)) {
-                    if (main != null) {
-                        throw new MigrationException(Category.CONFIG, "two main channels (starting with QEVM): " + main
-                                + " and " + p);
-                    }
-                    main = p;
-                } else {
-                    multifd.add(p);
-                }
-            }
-        } catch (IOException e) {
-            throw new MigrationException(Category.IO, "cannot read capture: " + e.getMessage(), e);
-        }
-        if (main == null) {
-            throw new MigrationException(Category.CONFIG, "no main channel among " + files
-                    + ": exactly one file must start with \"QEVM\"");
-        }
-        if (multifd.isEmpty()) {
-            throw new MigrationException(Category.CONFIG, "no multifd channel files given besides " + main);
-        }
-        MultifdConfig cfg = MultifdConfig.defaults(multifd.size()).withTimeout(timeout);
-        cfg = new MultifdConfig(cfg.channels(), pageSize, cfg.compression(), cfg.level(), cfg.zeroPageDetection(),
-                null, cfg.maxDeviceStatePacket(), timeout);
-        Map<String, MultifdBlock> blocks = new ConcurrentHashMap<>();
-        Map<String, MemorySegment> ordered = new LinkedHashMap<>();
-        FirstError errors = new FirstError();
-        DeviceStateSink discard = (idstr, instance, data) -> { };
-        Map<String, String> names = new ConcurrentHashMap<>();
-        Map<Integer, Long> records = new java.util.TreeMap<>();
-        boolean[] legacy = new boolean[1];
-        try (MultifdReceiver rx = new MultifdReceiver(cfg, blocks::get, discard, errors);
-             QemuFileReader r = new QemuFileReader(open(main), main.getFileName().toString(), StreamLimits.DEFAULT)) {
-            List<Path> channelFiles = List.copyOf(multifd);
-            MultifdConfig config = cfg;
-            RamLoadSink sink = new RamLoadSink() {
-                boolean started;
-                boolean flushSeen;
-
-                @Override
-                public void blockList(long totalBytes, List<RamBlockInfo> list) {
-                    count(RamFlags.MEM_SIZE);
-                    for (RamBlockInfo b : list) {
-                        count(0);
-                        if (!blocks.containsKey(b.idstr())) {
-                            MemorySegment mem = arena.allocate(b.usedLength(), config.pageSize());
-                            blocks.put(b.idstr(), new MultifdBlock(b.idstr(), mem, config.pageSize()));
-                            ordered.put(b.idstr(), mem);
-                        }
-                    }
-                    if (!started) {
-                        started = true;
-                        for (Path p : channelFiles) {
-                            ReadableByteChannel ch;
-                            try {
-                                ch = Channels.newChannel(open(p));
-                            } catch (IOException e) {
-                                throw new MigrationException(Category.IO, "cannot open " + p + ": " + e.getMessage(), e);
-                            }
-                            int id = rx.addChannel(ch, p.getFileName().toString());
-                            names.put(String.valueOf(id), p.toString());
-                        }
-                        rx.awaitChannels();
-                    }
-                }
-
-                @Override
-                public MemorySegment pageTarget(String block, long offset) {
-                    return target(block).memory().asSlice(offset, config.pageSize());
-                }
-
-                @Override
-                public void pageLoaded(String block, long offset) {
-                    count(RamFlags.PAGE);
-                    target(block).markReceived(offset);
-                }
-
-                @Override
-                public void zeroPage(String block, long offset) {
-                    count(RamFlags.ZERO);
-                    MultifdBlock b = target(block);
-                    if (b.markReceived(offset)) {
-                        b.memory().asSlice(offset, config.pageSize()).fill((byte) 0);
-                    }
-                }
-
-                @Override
-                public void multifdFlush() {
-                    count(RamFlags.MULTIFD_FLUSH);
-                    flushSeen = true;
-                    rx.recvSyncMain();
-                }
-
-                @Override
-                public void endOfSection() {
-                    count(RamFlags.EOS);
-                    if (!flushSeen) {
-                        legacy[0] = true;
-                        rx.recvSyncMain();
-                    }
-                }
-
-                private MultifdBlock target(String name) {
-                    MultifdBlock b = blocks.get(name);
-                    if (b == null) {
-                        throw new MigrationException(Category.PROTOCOL, "RAM record for block '" + name
-                                + "' before the block list");
-                    }
-                    return b;
-                }
-
-                private void count(int flag) {
-                    records.merge(flag, 1L, Long::sum);
-                }
-            };
-            walkMain(r, new RamSectionReader(pageSize), sink);
-            if (!rx.awaitEnd(timeout)) {
-                throw new MigrationException(Category.TIMEOUT, "multifd channel files did not end within " + timeout
-                        + " after the main channel's RAM section ended (a SYNC without a matching flush?)");
-            }
-            List<ChannelReport> reports = new ArrayList<>();
-            for (ChannelStats s : rx.stats()) {
-                reports.add(new ChannelReport(names.get(String.valueOf(s.id())), s));
-            }
-            errors.throwIfSet();
-            return new Result(main, List.copyOf(reports), java.util.Collections.unmodifiableMap(ordered),
-                    java.util.Collections.unmodifiableMap(records), legacy[0]);
-        } catch (IOException e) {
-            throw new MigrationException(Category.IO, "cannot read " + main + ": " + e.getMessage(), e);
-        } catch (MigrationException e) {
-            MigrationException first = errors.get();
-            throw first != null && first != e && e.category() == Category.CANCELLED ? first : e;
-        }
+    public MigrationException firstError(MigrationException e) {
+        MigrationException first = errors.get();
+        return first != null && first != e && e.category() == Category.CANCELLED ? first : e;
     }
 
-    /** Walks header, configuration, commands and the ram section until its END (or EOF). */
-    private static void walkMain(QemuFileReader r, RamSectionReader ram, RamLoadSink sink) {
-        StreamFraming.readFileHeader(r);
-        Integer ramId = null;
-        while (true) {
-            long at = r.position();
-            SectionType t = StreamFraming.readSectionType(r);
-            switch (t) {
-                case EOF -> {
-                    return;
-                }
-                case CONFIGURATION -> skipConfiguration(r);
-                case COMMAND -> {
-                    Command c = StreamFraming.readCommand(r);
-                    if (c == null) {
-                        throw r.fail(Category.PROTOCOL, at, "bad command");
-                    }
-                }
-                case START, FULL -> {
-                    SectionHeader h = StreamFraming.readSectionHeader(r, t, at);
-                    if (!RamFlags.IDSTR.equals(h.idstr()) || h.instanceId() != 0) {
-                        throw r.fail(Category.PROTOCOL, at, "section '" + h.idstr() + "' (" + t + ") before the ram "
-                                + "section completed: only ram sections can be decoded without a device description");
-                    }
-                    ramId = h.sectionId();
-                    ram.readSection(r, sink, "ram section " + h.sectionId() + " (" + t + ")");
-                    StreamFraming.readFooter(r, h.sectionId(), "ram section " + h.sectionId());
-                    if (t == SectionType.FULL) {
-                        return;
-                    }
-                }
-                case PART, END -> {
-                    SectionHeader h = StreamFraming.readSectionHeader(r, t, at);
-                    if (ramId == null || h.sectionId() != ramId) {
-                        throw r.fail(Category.PROTOCOL, at, t + " section " + h.sectionId()
-                                + " is not the ram section" + (ramId == null ? " (no ram START seen)" : " " + ramId));
-                    }
-                    ram.readSection(r, sink, "ram section " + h.sectionId() + " (" + t + ")");
-                    StreamFraming.readFooter(r, h.sectionId(), "ram section " + h.sectionId());
-                    if (t == SectionType.END) {
-                        return;
-                    }
-                }
-                default -> throw r.fail(Category.PROTOCOL, at, "unexpected " + t + " before the ram section completed");
-            }
-        }
-    }
-
-    /** Skips the configuration VMState (§1.5): be32 len + machine name, then known subsections. */
-    private static void skipConfiguration(QemuFileReader r) {
-        long len = r.readBe32Unsigned("machine name length");
-        r.readBytes(len, "machine name");
-        while (r.peekU8() == SectionType.SUBSECTION.wire) {
-            long at = r.position();
-            r.readU8("subsection marker");
-            String name = r.readCountedString("subsection name");
-            r.readBe32("subsection version");
-            switch (name) {
-                case "configuration/target-page-bits" -> r.readBe32("target page bits");
-                case "configuration/capabilities" -> {
-                    long n = r.readBe32Unsigned("capability count");
-                    r.checkLength(n, 256, "capability count");
-                    for (long i = 0; i < n; i++) {
-                        r.readCountedString("capability name");
-                    }
-                }
-                case "configuration/uuid" -> r.readBytes(16, "VM UUID");
-                default -> throw r.fail(Category.PROTOCOL, at, "unknown configuration subsection '" + name + "'");
-            }
-        }
+    /** Stops and joins the channel threads; the block memory stays with its owner. */
+    @Override
+    public void close() {
+        rx.close();
     }
 }

@@ -91,4 +91,43 @@ class AnalyzeCommandIT {
         assertThat(r.exit()).isEqualTo(1);
         assertThat(r.err()).contains("junk.bin at byte offset 0: wrong file magic");
     }
+
+    @Test
+    void readmeMultifdExampleReportsChannelsAndRebuiltRam() throws Exception {
+        // exactly the README's command line, run from the repository root
+        String d = "../shared/testdata/qemu-10.0/none-multifd2/";
+        Run r = run("analyze", d + "conn-00.c2s.bin.gz", "--multifd", d + "conn-01.c2s.bin.gz", d + "conn-02.c2s.bin.gz",
+                "--ram");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("multifd: 2 channel(s), every packet valid; SYNC barrier on RAM_SAVE_FLAG_MULTIFD_FLUSH")
+                .containsPattern("(?m)^ +0  conn-01\\.c2s\\.bin\\.gz +56 +3 +0 +576 +6208 +2434624$")
+                .containsPattern("(?m)^ +1  conn-02\\.c2s\\.bin\\.gz +78 +3 +0 +512 +9088 +2202048$")
+                .contains("  ram                          sha256 "
+                        + "49baaf9d6125037de8f6b398b7982258d75d6ad048433ad0ac3b3fb236bdb0bf");
+    }
+
+    @Test
+    void multifdExtractWritesRebuiltRam(@TempDir Path dir) throws Exception {
+        Path c = testdata().resolve("qemu-7.2/multifd2-pattern-ram");
+        Run r = run("analyze", "-x", dir.toString(), c.resolve("conn-00.c2s.bin.gz").toString(), "--multifd",
+                c.resolve("conn-02.c2s.bin.gz").toString(), c.resolve("conn-01.c2s.bin.gz").toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("ram/pc.ram.ram  (RAMBlock pc.ram)", "SYNC barrier on each RAM EOS");
+        assertThat(sha256(dir.resolve("ram/pc.ram.ram")))
+                .isEqualTo("49baaf9d6125037de8f6b398b7982258d75d6ad048433ad0ac3b3fb236bdb0bf");
+    }
+
+    @Test
+    void multifdChannelCutMidPacketExitsOne(@TempDir Path dir) throws Exception {
+        Path c = testdata().resolve("qemu-10.0/none-multifd2");
+        Path cut = dir.resolve("conn-02.bin");
+        try (InputStream in = new GZIPInputStream(Files.newInputStream(c.resolve("conn-02.c2s.bin.gz")))) {
+            Files.write(cut, in.readNBytes(100_000));
+        }
+        Run r = run("analyze", c.resolve("conn-00.c2s.bin.gz").toString(), "--multifd",
+                c.resolve("conn-01.c2s.bin.gz").toString(), cut.toString());
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).containsPattern("jmigrate analyze: multifd channel \\d \\(conn-02\\.bin\\) at byte offset \\d+: "
+                + "(channel dropped in the middle of a packet: )?truncated RAM (packet|payload)");
+    }
 }
