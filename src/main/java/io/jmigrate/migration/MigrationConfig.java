@@ -1,5 +1,7 @@
 package io.jmigrate.migration;
 
+import io.jmigrate.channel.MigrationUri;
+
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 

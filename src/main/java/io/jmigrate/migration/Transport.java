@@ -1,27 +1,25 @@
 package io.jmigrate.migration;
 
+import io.jmigrate.channel.IncomingListener;
+import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.Transports;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 
 import java.io.IOException;
-import java.net.InetSocketAddress;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ByteChannel;
-import java.nio.channels.FileChannel;
-import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
-import java.nio.file.Files;
-import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 
 /**
- * The main channel's transport, internal to {@code migration} until the {@code channel} package
- * takes over: a connected TCP or UNIX socket (bidirectional, so a return path is possible), or
- * a file (one direction). Closing a connection from another thread unblocks a blocked read or
- * write, which is how cancellation stops the migration thread.
+ * The main channel of one migration on top of the {@code channel} package: a connected TCP or
+ * UNIX socket (bidirectional, so a return path is possible), or a file (one direction). Closing
+ * a connection from another thread unblocks a blocked read or write, which is how cancellation
+ * stops the migration thread.
  */
 final class Transport {
-    private static final int CONNECT_TIMEOUT_MS = 10_000;
+    private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
+    /** Accept waits in slices of this, so that cancellation is noticed. */
+    private static final Duration ACCEPT_SLICE = Duration.ofMillis(500);
 
     private Transport() {
     }
@@ -40,101 +38,83 @@ final class Transport {
 
     /** The source side: connects (or creates the file). */
     static Connection connect(MigrationUri uri) {
-        try {
-            return switch (uri) {
-                case MigrationUri.Tcp t -> {
-                    SocketChannel ch = SocketChannel.open();
-                    try {
-                        ch.socket().connect(new InetSocketAddress(t.host(), t.port()), CONNECT_TIMEOUT_MS);
-                        ch.socket().setTcpNoDelay(true);
-                    } catch (IOException e) {
-                        ch.close();
-                        throw e;
-                    }
-                    yield new Connection(ch, true, uri.toString());
-                }
-                case MigrationUri.Unix u -> new Connection(SocketChannel.open(UnixDomainSocketAddress.of(u.path())),
-                        true, uri.toString());
-                case MigrationUri.File f -> new Connection(FileChannel.open(f.path(), StandardOpenOption.CREATE,
-                        StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING), false, uri.toString());
-            };
-        } catch (IOException e) {
-            throw new MigrationException(Category.IO, "Failed to connect to '" + uri + "': " + describe(e), e);
-        }
+        return switch (uri) {
+            case MigrationUri.File f -> new Connection(Transports.createFile(f), false, f.text());
+            case MigrationUri.Tcp t -> new Connection(Transports.connect(t, CONNECT_TIMEOUT), true, t.text());
+            case MigrationUri.Unix u -> new Connection(Transports.connect(u, CONNECT_TIMEOUT), true, u.text());
+        };
     }
 
     static String describe(IOException e) {
         return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     }
 
-    /** The destination side: a bound listener (or the file to read), accepting one connection. */
+    /** The destination side: a bound listener (or the file to read), accepting the main channel. */
     static final class Listener implements AutoCloseable {
         private final MigrationUri uri;
-        private final ServerSocketChannel server;
+        private final IncomingListener listener;
+        private volatile boolean closed;
 
         Listener(MigrationUri uri) {
             this.uri = uri;
-            try {
-                switch (uri) {
-                    case MigrationUri.Tcp t -> {
-                        server = ServerSocketChannel.open();
-                        server.socket().setReuseAddress(true);
-                        server.bind(new InetSocketAddress(t.host(), t.port()));
-                    }
-                    case MigrationUri.Unix u -> {
-                        Files.deleteIfExists(u.path());
-                        server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-                        server.bind(UnixDomainSocketAddress.of(u.path()));
-                    }
-                    case MigrationUri.File f -> {
-                        if (!Files.isReadable(f.path())) {
-                            throw new MigrationException(Category.CONFIG, "incoming file '" + f.path()
-                                    + "' does not exist or is not readable");
-                        }
-                        server = null;
-                    }
+            if (uri instanceof MigrationUri.File f) {
+                if (!java.nio.file.Files.isReadable(f.path())) {
+                    throw new MigrationException(Category.CONFIG, "incoming file '" + f.path()
+                            + "' does not exist or is not readable");
                 }
-            } catch (IOException e) {
-                throw new MigrationException(Category.IO, "Failed to listen on '" + uri + "': " + describe(e), e);
+                listener = null;
+            } else {
+                listener = IncomingListener.bind(uri);
             }
         }
 
-        /** The bound address (for tcp port 0). */
+        /** The bound address (tcp port 0 resolved). */
         String boundUri() {
-            if (uri instanceof MigrationUri.Tcp t && server != null) {
-                return "tcp:" + t.host() + ":" + server.socket().getLocalPort();
-            }
-            return uri.toString();
+            return listener == null ? uri.text() : listener.address().text();
         }
 
+        /**
+         * Waits (until {@link #close}) for the main channel. A connection that does not start
+         * with the main stream's magic is a multifd channel, which this destination does not
+         * expect: it is refused with an error.
+         */
         Connection accept() {
-            try {
-                if (server == null) {
-                    MigrationUri.File f = (MigrationUri.File) uri;
-                    return new Connection(FileChannel.open(f.path(), StandardOpenOption.READ), false, uri.toString());
+            if (listener == null) {
+                return new Connection(Transports.openFile((MigrationUri.File) uri), false, uri.text());
+            }
+            while (true) {
+                IncomingListener.Incoming in;
+                try {
+                    in = listener.accept(ACCEPT_SLICE);
+                } catch (MigrationException e) {
+                    if (e.category() == Category.TIMEOUT && !closed) {
+                        continue;
+                    }
+                    if (closed) {
+                        throw new MigrationException(Category.CANCELLED, "incoming migration on " + boundUri()
+                                + " cancelled while waiting for the source");
+                    }
+                    throw e;
                 }
-                SocketChannel ch = server.accept();
-                if (uri instanceof MigrationUri.Tcp) {
-                    ch.socket().setTcpNoDelay(true);
+                if (!in.main()) {
+                    try {
+                        in.channel().close();
+                    } catch (IOException ignored) {
+                        // refusing it
+                    }
+                    throw new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, "
+                            + "but this destination expects only the main channel (is the multifd capability on "
+                            + "at the source only?)");
                 }
-                return new Connection(ch, true, uri + " from " + ch.getRemoteAddress());
-            } catch (IOException e) {
-                throw new MigrationException(Category.IO, "accepting the incoming migration on '" + uri + "' failed: "
-                        + describe(e), e);
+                return new Connection(in.channel(), true, in.description());
             }
         }
 
         @Override
         public void close() {
-            try {
-                if (server != null) {
-                    server.close();
-                    if (uri instanceof MigrationUri.Unix u) {
-                        Files.deleteIfExists(u.path());
-                    }
-                }
-            } catch (IOException ignored) {
-                // best effort
+            closed = true;
+            if (listener != null) {
+                listener.close();
             }
         }
     }

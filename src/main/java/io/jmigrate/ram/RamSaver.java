@@ -40,6 +40,8 @@ public final class RamSaver implements SaveVmHandlers {
 
     private final List<RamBlock> blocks;
     private final long[][] migBitmap;
+    /** One ByteBuffer view per block (null above 2 GiB), so pages are queued without allocation. */
+    private final java.nio.ByteBuffer[] views;
     private final RamStats stats;
     private final LongConsumer onSync;
     private final int pageSize;
@@ -66,6 +68,11 @@ public final class RamSaver implements SaveVmHandlers {
             if (b.pageSize() != pageSize) {
                 throw new IllegalArgumentException("RAM blocks with different page sizes");
             }
+        }
+        this.views = new java.nio.ByteBuffer[blocks.size()];
+        for (int i = 0; i < blocks.size(); i++) {
+            RamBlock b = blocks.get(i);
+            views[i] = b.usedLength() <= Integer.MAX_VALUE ? b.segment().asByteBuffer() : null;
         }
         this.migBitmap = new long[blocks.size()][];
         for (int i = 0; i < blocks.size(); i++) {
@@ -207,7 +214,7 @@ public final class RamSaver implements SaveVmHandlers {
                 bm[wi] &= ~(1L << (page & 63));
                 stats.remainingPages--;
                 cursorPage = page + 1;
-                sendPage(w, b, page);
+                sendPage(w, b, views[cursorBlock], page);
                 return true;
             }
             cursorBlock++;
@@ -216,7 +223,7 @@ public final class RamSaver implements SaveVmHandlers {
         return false;
     }
 
-    private void sendPage(QemuFileWriter w, RamBlock b, long page) {
+    private void sendPage(QemuFileWriter w, RamBlock b, java.nio.ByteBuffer view, long page) {
         long offset = page << b.pageShift();
         MemorySegment seg = b.segment();
         boolean zero = zeroPageDetection && MemorySegment.mismatch(seg, offset, offset + pageSize, zeroPage, 0, pageSize) == -1;
@@ -230,7 +237,11 @@ public final class RamSaver implements SaveVmHandlers {
             w.putU8(0);
             stats.zeroPages++;
         } else {
-            w.putSegment(seg.asSlice(offset, pageSize));
+            if (view != null) {
+                w.queuePage(view, (int) offset, pageSize);
+            } else {
+                w.putSegment(seg.asSlice(offset, pageSize));
+            }
             stats.normalPages++;
         }
     }

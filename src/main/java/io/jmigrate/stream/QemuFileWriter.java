@@ -28,6 +28,14 @@ public final class QemuFileWriter implements AutoCloseable {
     private final String name;
     private final ByteBuffer buf;
     private final ByteBuffer[] iov = new ByteBuffer[MAX_IOV + 1];
+    // Queued pages (queuePage): views created once and reused, so queuing allocates nothing.
+    private final ByteBuffer[] hdrViews = new ByteBuffer[MAX_IOV + 1];
+    private final ByteBuffer[] pageViews = new ByteBuffer[MAX_IOV];
+    private final ByteBuffer[] pageBases = new ByteBuffer[MAX_IOV];
+    private final ByteBuffer[] queue = new ByteBuffer[2 * MAX_IOV + 1];
+    private int queuedPages;
+    private int hdrStart;
+    private long queuedBytes;
     private long flushed;
     private StreamException error;
     /** Optional byte budget consumer (rate limiting, accounting). */
@@ -59,7 +67,7 @@ public final class QemuFileWriter implements AutoCloseable {
 
     /** Bytes written so far, including those still buffered. */
     public long position() {
-        return flushed + buf.position();
+        return flushed + buf.position() + queuedBytes;
     }
 
     public StreamException error() {
@@ -132,6 +140,9 @@ public final class QemuFileWriter implements AutoCloseable {
         if (error != null) {
             throw error;
         }
+        if (queuedPages > 0) {
+            flush();
+        }
         if (segment.byteSize() <= 256) {
             byte[] small = segment.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
             return putBytes(small);
@@ -175,10 +186,73 @@ public final class QemuFileWriter implements AutoCloseable {
         }
     }
 
-    /** Sends everything buffered to the channel. */
+    /**
+     * Queues {@code length} bytes at {@code offset} of {@code base} (a view of guest memory that
+     * stays valid) to go out after everything put so far, without copying them: bytes put before
+     * and after are sliced out of the buffer and up to 64 pages leave in one gathering write.
+     * Nothing is allocated once the views for {@code base} exist.
+     */
+    public QemuFileWriter queuePage(ByteBuffer base, int offset, int length) {
+        if (error != null) {
+            throw error;
+        }
+        int i = queuedPages;
+        ByteBuffer h = hdrViews[i];
+        if (h == null) {
+            h = buf.duplicate();
+            hdrViews[i] = h;
+        }
+        h.clear().position(hdrStart);
+        h.limit(buf.position());
+        ByteBuffer p = pageViews[i];
+        if (pageBases[i] != base) {
+            p = base.duplicate();
+            pageViews[i] = p;
+            pageBases[i] = base;
+        }
+        p.clear().position(offset);
+        p.limit(offset + length);
+        queue[2 * i] = h;
+        queue[2 * i + 1] = p;
+        hdrStart = buf.position();
+        queuedPages = i + 1;
+        queuedBytes += length;
+        if (queuedPages == MAX_IOV) {
+            flush();
+        }
+        return this;
+    }
+
+    private void flushQueued() {
+        int n = 2 * queuedPages;
+        if (buf.position() > hdrStart) {
+            ByteBuffer tail = hdrViews[queuedPages];
+            if (tail == null) {
+                tail = buf.duplicate();
+                hdrViews[queuedPages] = tail;
+            }
+            tail.clear().position(hdrStart);
+            tail.limit(buf.position());
+            queue[n++] = tail;
+        }
+        queuedPages = 0;
+        queuedBytes = 0;
+        hdrStart = 0;
+        try {
+            writeAll(queue, n);
+        } finally {
+            buf.clear();
+        }
+    }
+
+    /** Sends everything buffered (and queued) to the channel. */
     public void flush() {
         if (error != null) {
             throw error;
+        }
+        if (queuedPages > 0) {
+            flushQueued();
+            return;
         }
         if (buf.position() == 0) {
             return;

@@ -170,7 +170,7 @@ class QmpServerTest {
         assertError(qmp.call("migrate", Map.of()), "GenericError", "Parameter 'uri' is missing");
         assertError(qmp.call("migrate", Map.of("uri", 7)), "GenericError",
                 "Invalid parameter type for 'uri', expected: string");
-        assertError(qmp.call("migrate", Map.of("uri", "rdma:1.2.3.4:5")), "GenericError", "unsupported migration URI");
+        assertError(qmp.call("migrate", Map.of("uri", "rdma:1.2.3.4:5")), "GenericError", "unsupported transport");
         assertError(qmp.call("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:0")), "GenericError",
                 "'-incoming' was not specified on the command line");
 

@@ -1,0 +1,137 @@
+package io.jmigrate.bench;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A migration implementation the harness can start as source and destination processes: jmigrate
+ * itself, or a real QEMU (the host's, or one in a chroot). Both are started paused with the same
+ * RAM size, the source's RAM mapped from the shared image file ({@code share=on}), the
+ * destination with RAM of its own and {@code incoming defer}, and a QMP socket in the work
+ * directory.
+ */
+public sealed interface Engine {
+    /** Short label for tables ("jmigrate", "qemu-7.2" once the version is known, ...). */
+    String label();
+
+    /** The command line of a paused source VM whose RAM is {@code image} (share=on). */
+    List<String> sourceCommand(String name, long ramBytes, Path image, Path qmpSocket);
+
+    /** The command line of a paused destination VM with its own RAM, waiting for migrate-incoming. */
+    List<String> destinationCommand(String name, long ramBytes, Path qmpSocket);
+
+    /**
+     * jmigrate's own {@code jmigrate vm}, started as {@code launcher... vm ...} with the
+     * {@code none} machine (the same device set as QEMU's {@code -M none -nodefaults}).
+     *
+     * @param launcher the command that runs jmigrate's main class (java, JVM options, -jar or -cp)
+     */
+    record Jmigrate(List<String> launcher) implements Engine {
+        public Jmigrate {
+            launcher = List.copyOf(launcher);
+        }
+
+        /** The launcher for the jmigrate this process runs from (its java, its jar or class path). */
+        public static Jmigrate current(List<String> jvmArgs) {
+            List<String> cmd = new ArrayList<>();
+            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+            cmd.add("--enable-native-access=ALL-UNNAMED");
+            cmd.addAll(jvmArgs);
+            Path code;
+            try {
+                code = Path.of(Engine.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            } catch (Exception e) {
+                code = null;
+            }
+            if (code != null && Files.isRegularFile(code)) {
+                cmd.add("-jar");
+                cmd.add(code.toString());
+            } else {
+                cmd.add("-cp");
+                cmd.add(System.getProperty("java.class.path"));
+                cmd.add("io.jmigrate.cli.Main");
+            }
+            return new Jmigrate(cmd);
+        }
+
+        @Override
+        public String label() {
+            return "jmigrate";
+        }
+
+        @Override
+        public List<String> sourceCommand(String name, long ramBytes, Path image, Path qmpSocket) {
+            List<String> c = new ArrayList<>(launcher);
+            c.addAll(List.of("vm", "--name", name, "--machine", "none", "-m", (ramBytes >> 20) + "M",
+                    "--memory-backend", "file=" + image + ",share=on", "-S", "--qmp", "unix:" + qmpSocket));
+            return c;
+        }
+
+        @Override
+        public List<String> destinationCommand(String name, long ramBytes, Path qmpSocket) {
+            List<String> c = new ArrayList<>(launcher);
+            c.addAll(List.of("vm", "--name", name, "--machine", "none", "-m", (ramBytes >> 20) + "M", "-S",
+                    "--incoming", "defer", "--qmp", "unix:" + qmpSocket));
+            return c;
+        }
+    }
+
+    /**
+     * Real QEMU: {@code -M none -nodefaults}, paused, RAM from memory-backend-file (source,
+     * share=on) or memory-backend-ram (destination).
+     *
+     * @param label  e.g. "qemu" (host) or "qemu10" (chroot); replaced by the version once known
+     * @param prefix the command up to and including the binary, e.g. {@code [chroot, DIR, /usr/bin/qemu-system-x86_64]}
+     */
+    record Qemu(String label, List<String> prefix) implements Engine {
+        public Qemu {
+            prefix = List.copyOf(prefix);
+        }
+
+        /** The host's {@code qemu-system-x86_64} on PATH, or null. */
+        public static Qemu host() {
+            for (String d : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
+                Path p = Path.of(d, "qemu-system-x86_64");
+                if (Files.isExecutable(p)) {
+                    return new Qemu("qemu", List.of(p.toString()));
+                }
+            }
+            return null;
+        }
+
+        /** QEMU in a chroot (scripts/qemu10-chroot.sh), or null if {@code root} has none. */
+        public static Qemu chroot(Path root) {
+            if (root == null || !Files.isExecutable(root.resolve("usr/bin/qemu-system-x86_64"))) {
+                return null;
+            }
+            return new Qemu("qemu-chroot", List.of("chroot", root.toString(), "/usr/bin/qemu-system-x86_64"));
+        }
+
+        public Qemu withLabel(String l) {
+            return new Qemu(l, prefix);
+        }
+
+        private List<String> common(String name, long ramBytes, String backend, Path qmpSocket) {
+            List<String> c = new ArrayList<>(prefix);
+            String size = (ramBytes >> 20) + "M";
+            c.addAll(List.of("-machine", "none,memory-backend=ram", "-nodefaults", "-m", size,
+                    "-object", backend + ",id=ram,size=" + size, "-nographic", "-serial", "null", "-monitor", "none",
+                    "-S", "-name", name, "-qmp", "unix:" + qmpSocket + ",server=on,wait=off"));
+            return c;
+        }
+
+        @Override
+        public List<String> sourceCommand(String name, long ramBytes, Path image, Path qmpSocket) {
+            return common(name, ramBytes, "memory-backend-file,mem-path=" + image + ",share=on", qmpSocket);
+        }
+
+        @Override
+        public List<String> destinationCommand(String name, long ramBytes, Path qmpSocket) {
+            List<String> c = common(name, ramBytes, "memory-backend-ram", qmpSocket);
+            c.addAll(List.of("-incoming", "defer"));
+            return c;
+        }
+    }
+}

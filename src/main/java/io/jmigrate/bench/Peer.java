@@ -1,0 +1,112 @@
+package io.jmigrate.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.qmp.QmpClient;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/** One started VM process (either engine) and its QMP connection. */
+final class Peer implements AutoCloseable {
+    private static final Duration START_TIMEOUT = Duration.ofSeconds(60);
+
+    final String name;
+    final Process process;
+    final Path log;
+    final QmpClient qmp;
+
+    private Peer(String name, Process process, Path log, QmpClient qmp) {
+        this.name = name;
+        this.process = process;
+        this.log = log;
+        this.qmp = qmp;
+    }
+
+    /** Starts {@code command}, waits for its QMP socket and negotiates (within 60 s). */
+    static Peer start(String name, List<String> command, Path qmpSocket, Path log) {
+        try {
+            Files.deleteIfExists(qmpSocket);
+            Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+            while (true) {
+                if (!p.isAlive()) {
+                    throw new MigrationException(Category.IO, name + " exited with status " + p.exitValue()
+                            + " before opening its QMP socket: " + tail(log) + "\n  command: " + String.join(" ", command));
+                }
+                if (Files.exists(qmpSocket)) {
+                    try {
+                        QmpClient c = QmpClient.connect("unix:" + qmpSocket);
+                        return new Peer(name, p, log, c);
+                    } catch (MigrationException e) {
+                        // the socket file appears at bind(), a moment before listen(): retry
+                    }
+                }
+                if (System.nanoTime() > deadline) {
+                    p.destroyForcibly();
+                    throw new MigrationException(Category.TIMEOUT, name + " did not accept QMP on " + qmpSocket
+                            + " within " + START_TIMEOUT.toSeconds() + " s: " + tail(log));
+                }
+                Thread.sleep(20);
+            }
+        } catch (IOException e) {
+            throw new MigrationException(Category.IO, "cannot start " + name + " (" + command.getFirst() + "): "
+                    + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new MigrationException(Category.CANCELLED, "interrupted while starting " + name);
+        }
+    }
+
+    JsonNode exec(String command, Map<String, ?> args) {
+        return qmp.execute(command, args);
+    }
+
+    /** The QEMU version in the QMP greeting, e.g. "7.2.19", or "" if absent. */
+    String version() {
+        JsonNode q = qmp.greeting().path("QMP").path("version").path("qemu");
+        if (q.isMissingNode()) {
+            return "";
+        }
+        return q.path("major").asInt() + "." + q.path("minor").asInt() + "." + q.path("micro").asInt();
+    }
+
+    /** The last lines of the process's output, for error messages. */
+    static String tail(Path log) {
+        try {
+            List<String> lines = Files.readAllLines(log);
+            return lines.isEmpty() ? "(no output)"
+                    : String.join(" | ", lines.subList(Math.max(0, lines.size() - 5), lines.size()));
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            if (process.isAlive()) {
+                qmp.setTimeout(Duration.ofSeconds(5));
+                qmp.call("quit", null);
+            }
+        } catch (RuntimeException ignored) {
+            // already gone, or not answering: destroyed below
+        }
+        qmp.close();
+        try {
+            if (!process.waitFor(10, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(10, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            process.destroyForcibly();
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,234 @@
+package io.jmigrate.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The throughput benchmark: migrates a paused VM whose RAM is {@code ramBytes} of incompressible
+ * bytes over TCP loopback, with each engine, in each mode (precopy on the main channel only, and
+ * multifd with each channel count), {@code runs} times, and collects {@code query-migrate}'s
+ * {@code total-time}.
+ *
+ * <p>For every run both processes are started fresh: a source mapping the shared RAM image
+ * ({@code share=on}) and a destination with its own RAM and {@code incoming defer}. Both get the
+ * same capabilities and parameters over QMP ({@code multifd} and {@code multifd-channels} when
+ * multifd is used; {@code max-bandwidth} raised on the source), then {@code migrate-incoming} and
+ * {@code migrate tcp:127.0.0.1:PORT}. The source's status is polled every 20 ms until it is
+ * final, then the destination's until it has loaded everything.
+ *
+ * <p>Runs are interleaved (run 1 of every engine, then run 2, ...) so that the machine's drift
+ * during the benchmark hits every engine alike. An engine that refuses a mode (jmigrate without
+ * multifd support yet) gets the refusal recorded instead of numbers; a failed run ends that
+ * engine's mode with the failure recorded.
+ */
+public final class ThroughputBench {
+    private final ThroughputConfig config;
+    private final List<Engine> engines;
+    private final PrintStream progress;
+
+    public ThroughputBench(ThroughputConfig config, List<Engine> engines, PrintStream progress) {
+        if (engines.isEmpty()) {
+            throw new IllegalArgumentException("no engines");
+        }
+        this.config = config;
+        this.engines = List.copyOf(engines);
+        this.progress = progress;
+    }
+
+    /** One engine in one mode: its runs, or why it has none. */
+    public static final class Row {
+        final Engine engine;
+        String label;
+        final int channels;
+        final List<RunResult> runs = new ArrayList<>();
+        String unsupported;
+        String failure;
+
+        Row(Engine engine, int channels) {
+            this.engine = engine;
+            this.label = engine.label();
+            this.channels = channels;
+        }
+
+        public String label() {
+            return label;
+        }
+
+        public int channels() {
+            return channels;
+        }
+
+        public List<RunResult> runs() {
+            return List.copyOf(runs);
+        }
+
+        public String unsupported() {
+            return unsupported;
+        }
+
+        public String failure() {
+            return failure;
+        }
+
+        public boolean isJmigrate() {
+            return engine instanceof Engine.Jmigrate;
+        }
+
+        boolean done() {
+            return unsupported != null || failure != null;
+        }
+    }
+
+    /** Runs everything; never throws for a failed migration (that is recorded in its row). */
+    public ThroughputReport run() {
+        Path image = config.workDir().resolve("guest-ram.img");
+        try {
+            Files.createDirectories(config.workDir());
+        } catch (IOException e) {
+            throw new MigrationException(Category.IO, "cannot create the work directory " + config.workDir() + ": "
+                    + e.getMessage(), e);
+        }
+        progress.printf("filling %s with %d MiB of seeded random bytes (seed %d)%n", image, config.ramBytes() >> 20,
+                config.seed());
+        RamImage.fill(image, config.ramBytes(), config.seed());
+        Map<String, String> versions = new LinkedHashMap<>();
+        List<Row> rows = new ArrayList<>();
+        for (int ch : config.modes()) {
+            List<Row> modeRows = new ArrayList<>();
+            for (Engine e : engines) {
+                modeRows.add(new Row(e, ch));
+            }
+            rows.addAll(modeRows);
+            for (int run = 1; run <= config.runs(); run++) {
+                for (Row row : modeRows) {
+                    if (row.done()) {
+                        continue;
+                    }
+                    String mode = ch == 0 ? "precopy" : "multifd " + ch + " ch";
+                    progress.printf("%-14s %-14s run %d/%d ... ", displayLabel(row.engine, versions), mode, run,
+                            config.runs());
+                    progress.flush();
+                    try {
+                        RunResult r = migrateOnce(row.engine, ch, image, versions);
+                        row.runs.add(r);
+                        progress.printf("%d ms, %.3f GB/s%n", r.totalTimeMs(), r.gbps(config.ramBytes()));
+                    } catch (Unsupported u) {
+                        row.unsupported = u.getMessage();
+                        progress.println("not supported: " + u.getMessage());
+                    } catch (MigrationException ex) {
+                        row.failure = ex.getMessage();
+                        progress.println("FAILED: " + ex.getMessage());
+                    }
+                }
+            }
+        }
+        for (Row r : rows) {
+            r.label = displayLabel(r.engine, versions);
+        }
+        return new ThroughputReport(config, rows);
+    }
+
+    /** QEMUs are labelled by the version in their QMP greeting once one has started. */
+    private static String displayLabel(Engine e, Map<String, String> versions) {
+        String v = versions.get(e.label());
+        return v != null && !v.isEmpty() && e instanceof Engine.Qemu ? "qemu-" + v : e.label();
+    }
+
+    /** An engine refused the mode (a capability it does not implement). */
+    static final class Unsupported extends RuntimeException {
+        Unsupported(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    private RunResult migrateOnce(Engine engine, int channels, Path image, Map<String, String> versions) {
+        Path dir = config.workDir();
+        String tag = engine.label() + "-" + channels;
+        Path srcSock = dir.resolve(tag + "-src.qmp");
+        Path dstSock = dir.resolve(tag + "-dst.qmp");
+        try (Peer dst = Peer.start(engine.label() + " destination",
+                engine.destinationCommand("bench-dst", config.ramBytes(), dstSock), dstSock,
+                dir.resolve(tag + "-dst.log"));
+             Peer src = Peer.start(engine.label() + " source",
+                     engine.sourceCommand("bench-src", config.ramBytes(), image, srcSock), srcSock,
+                     dir.resolve(tag + "-src.log"))) {
+            versions.putIfAbsent(engine.label(), src.version());
+            if (channels > 0) {
+                Map<String, Object> caps = Map.of("capabilities",
+                        List.of(Map.of("capability", "multifd", "state", true)));
+                for (Peer p : List.of(src, dst)) {
+                    try {
+                        p.exec("migrate-set-capabilities", caps);
+                    } catch (MigrationException e) {
+                        throw new Unsupported(engine.label() + " refused capability multifd, so no numbers: "
+                                + e.getMessage());
+                    }
+                    p.exec("migrate-set-parameters", Map.of("multifd-channels", channels));
+                }
+            }
+            src.exec("migrate-set-parameters", Map.of("max-bandwidth", config.maxBandwidth()));
+            int port = freePort();
+            String uri = "tcp:127.0.0.1:" + port;
+            dst.exec("migrate-incoming", Map.of("uri", uri));
+            src.exec("migrate", Map.of("uri", uri));
+            JsonNode info = awaitFinal(src, "source");
+            String status = info.path("status").asText();
+            if (!status.equals("completed")) {
+                throw new MigrationException(Category.STATE, engine.label() + " migration " + status
+                        + (info.has("error-desc") ? ": " + info.get("error-desc").asText() : "")
+                        + "; source log: " + Peer.tail(src.log) + "; destination log: " + Peer.tail(dst.log));
+            }
+            JsonNode dinfo = awaitFinal(dst, "destination");
+            if (!dinfo.path("status").asText().equals("completed")) {
+                throw new MigrationException(Category.STATE, engine.label() + " destination ended "
+                        + dinfo.path("status").asText() + (dinfo.has("error-desc") ? ": "
+                        + dinfo.get("error-desc").asText() : "") + "; log: " + Peer.tail(dst.log));
+            }
+            JsonNode ram = info.path("ram");
+            return new RunResult(info.path("total-time").asLong(), info.path("setup-time").asLong(-1),
+                    info.path("downtime").asLong(-1), ram.path("transferred").asLong(),
+                    ram.path("multifd-bytes").asLong());
+        }
+    }
+
+    private JsonNode awaitFinal(Peer p, String side) {
+        long deadline = System.nanoTime() + config.migrationTimeout().toNanos();
+        while (true) {
+            JsonNode info = p.exec("query-migrate", null);
+            String s = info.path("status").asText();
+            if (s.equals("completed") || s.equals("failed") || s.equals("cancelled")) {
+                return info;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new MigrationException(Category.TIMEOUT, p.name + ": migration still '" + s + "' after "
+                        + config.migrationTimeout().toSeconds() + " s (" + side + ")");
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new MigrationException(Category.CANCELLED, "interrupted");
+            }
+        }
+    }
+
+    private static int freePort() {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        } catch (IOException e) {
+            throw new MigrationException(Category.IO, "no free TCP port on loopback: " + e.getMessage(), e);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+package io.jmigrate.bench;
+
+import io.jmigrate.common.MigrationException;
+import io.jmigrate.common.MigrationException.Category;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * What {@code jmigrate bench throughput} runs, checked once.
+ *
+ * @param ramBytes        guest RAM size (a multiple of 1 MiB)
+ * @param channels        multifd channel counts, each 1..255 (an empty list runs none)
+ * @param precopy         also migrate without multifd (main channel only)
+ * @param runs            runs per engine and mode
+ * @param minRuns         the fewest runs a report may have (3; tests lower it)
+ * @param seed            seed of the RAM image
+ * @param maxBandwidth    max-bandwidth set on every source (bytes/s)
+ * @param workDir         where the RAM image, QMP sockets and logs go (/dev/shm, so a chroot sees it)
+ * @param migrationTimeout per migration
+ */
+public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns,
+                               long seed, long maxBandwidth, Path workDir, Duration migrationTimeout) {
+    public static final int MIN_RUNS = 3;
+    /** 100 GB/s: far above what loopback does, so it never limits (as the test data used). */
+    public static final long DEFAULT_MAX_BANDWIDTH = 100_000_000_000L;
+
+    public ThroughputConfig {
+        if (ramBytes <= 0 || ramBytes % (1 << 20) != 0) {
+            throw new MigrationException(Category.CONFIG, "RAM size " + ramBytes + " must be a positive multiple "
+                    + "of 1 MiB");
+        }
+        channels = List.copyOf(channels);
+        for (int c : channels) {
+            if (c < 1 || c > 255) {
+                throw new MigrationException(Category.CONFIG, "channel count " + c + " is outside 1..255 "
+                        + "(multifd-channels)");
+            }
+        }
+        if (channels.isEmpty() && !precopy) {
+            throw new MigrationException(Category.CONFIG, "nothing to run: no channel counts and no precopy");
+        }
+        if (runs < minRuns) {
+            throw new MigrationException(Category.CONFIG, "--runs " + runs + " is below the minimum of " + minRuns
+                    + ": a median and range need at least " + minRuns + " runs");
+        }
+        if (maxBandwidth <= 0) {
+            throw new MigrationException(Category.CONFIG, "max-bandwidth must be positive");
+        }
+    }
+
+    /** The default per-migration timeout: 60 s plus 120 s per GiB. */
+    public static Duration defaultTimeout(long ramBytes) {
+        return Duration.ofSeconds(60 + 120 * Math.max(1, ramBytes >> 30));
+    }
+
+    /** The modes in run order: precopy (channels 0) first, then each channel count. */
+    public List<Integer> modes() {
+        List<Integer> m = new java.util.ArrayList<>();
+        if (precopy) {
+            m.add(0);
+        }
+        m.addAll(channels);
+        return m;
+    }
+}
