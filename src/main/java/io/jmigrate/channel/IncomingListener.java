@@ -80,6 +80,23 @@ public final class IncomingListener implements AutoCloseable {
      */
     public Incoming accept(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
+        Accepted a = acceptUnclassified(timeout);
+        return classify(a, Duration.ofNanos(Math.max(1, deadline - System.nanoTime())));
+    }
+
+    /** An accepted connection not classified yet (see {@link #classify}). */
+    public record Accepted(SocketChannel channel, String description) {
+    }
+
+    /**
+     * Accepts the next connection within {@code timeout} without reading from it, so that the
+     * caller can classify it on another thread (a silent connection then never holds up the
+     * next one).
+     *
+     * @throws MigrationException TIMEOUT if nobody connects in time
+     */
+    public Accepted acceptUnclassified(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
         SocketChannel ch = null;
         try {
             server.configureBlocking(false);
@@ -94,8 +111,28 @@ public final class IncomingListener implements AutoCloseable {
                     sel.select(left);
                 }
             }
-            int n = ++accepted;
-            String desc = bound.text() + " connection " + n;
+            int n;
+            synchronized (this) {
+                n = ++accepted;
+            }
+            return new Accepted(ch, bound.text() + " connection " + n);
+        } catch (IOException e) {
+            Transports.closeQuietly(ch);
+            throw new MigrationException(Category.IO, "accepting on " + bound.text() + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Reads the first 4 bytes of an accepted connection within {@code timeout} and tells the
+     * main channel from a multifd channel. The connection is closed if this fails.
+     *
+     * @throws MigrationException TIMEOUT if the 4 bytes do not come in time, PROTOCOL if it closes first
+     */
+    public static Incoming classify(Accepted a, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        SocketChannel ch = a.channel();
+        String desc = a.description();
+        try {
             ch.configureBlocking(false);
             ByteBuffer magic = ByteBuffer.allocate(4);
             try (Selector sel = Selector.open()) {
@@ -122,7 +159,8 @@ public final class IncomingListener implements AutoCloseable {
             return new Incoming(new PeekedChannel(ch, magic.array()), main, desc + (main ? " (main)" : " (multifd)"));
         } catch (IOException e) {
             Transports.closeQuietly(ch);
-            throw new MigrationException(Category.IO, "accepting on " + bound.text() + " failed: " + e.getMessage(), e);
+            throw new MigrationException(Category.IO, "reading the first bytes of " + desc + " failed: "
+                    + e.getMessage(), e);
         } catch (RuntimeException e) {
             Transports.closeQuietly(ch);
             throw e;

@@ -9,10 +9,30 @@ import java.util.concurrent.atomic.AtomicReference;
  */
 public final class FirstError {
     private final AtomicReference<MigrationException> first = new AtomicReference<>();
+    private final java.util.function.Consumer<MigrationException> onFirst;
+
+    public FirstError() {
+        this(null);
+    }
+
+    /**
+     * @param onFirst called once, on the thread that records the first error, right after it is
+     *                recorded (e.g. to close the main channel so that a blocked loader wakes up);
+     *                it must not block
+     */
+    public FirstError(java.util.function.Consumer<MigrationException> onFirst) {
+        this.onFirst = onFirst;
+    }
 
     /** Records {@code e} if no error was recorded yet; returns the error that is now in force. */
     public MigrationException set(MigrationException e) {
-        first.compareAndSet(null, e);
+        if (first.compareAndSet(null, e) && onFirst != null) {
+            try {
+                onFirst.accept(e);
+            } catch (RuntimeException ignored) {
+                // the listener only tears down; the first error is what matters
+            }
+        }
         return first.get();
     }
 

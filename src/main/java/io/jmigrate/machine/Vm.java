@@ -202,9 +202,9 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     // ---- migration wiring -----------------------------------------------------------------------
 
     @Override
-    public SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, boolean zeroPageDetection) {
+    public SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, RamSaver.Mode ramMode) {
         SaveStateRegistry reg = new SaveStateRegistry();
-        reg.register(RamFlags.IDSTR, 0, RamFlags.VERSION, new RamSaver(blocks, stats, onSync, zeroPageDetection));
+        reg.register(RamFlags.IDSTR, 0, RamFlags.VERSION, new RamSaver(blocks, stats, onSync, ramMode));
         reg.register(TimerVmsd.IDSTR, TimerVmsd.INSTANCE_ID, TimerVmsd.VMSD.versionId(),
                 InteropSections.vmsdDevice(TimerVmsd.VMSD, this::timerValues, v -> { }));
         reg.register(GlobalStateVmsd.IDSTR, GlobalStateVmsd.INSTANCE_ID, GLOBALSTATE.versionId(),
@@ -235,6 +235,16 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     private synchronized io.jmigrate.vmstate.VmStateValues timerValues() {
         long running = runningNanos + (runningSince >= 0 ? System.nanoTime() - runningSince : 0);
         return TimerVmsd.values(0, running - (System.nanoTime() - startNanos));
+    }
+
+    @Override
+    public byte[] uuid() {
+        java.util.UUID u = config.uuid();
+        if (u == null) {
+            return new byte[16];
+        }
+        return java.nio.ByteBuffer.allocate(16).putLong(u.getMostSignificantBits())
+                .putLong(u.getLeastSignificantBits()).array();
     }
 
     @Override

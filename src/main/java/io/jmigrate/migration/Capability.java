@@ -15,7 +15,7 @@ public enum Capability {
     RELEASE_RAM("release-ram", false),
     RETURN_PATH("return-path", true),
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover", false),
-    MULTIFD("multifd", false),
+    MULTIFD("multifd", true),
     DIRTY_BITMAPS("dirty-bitmaps", false),
     POSTCOPY_BLOCKTIME("postcopy-blocktime", false),
     LATE_BLOCK_ACTIVATE("late-block-activate", false),

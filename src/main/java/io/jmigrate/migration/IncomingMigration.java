@@ -11,22 +11,59 @@ import io.jmigrate.savevm.SaveStateRegistry;
 import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.StreamLimits;
 
+import io.jmigrate.channel.IncomingListener;
+import io.jmigrate.memory.RamBlock;
+import io.jmigrate.multifd.ChannelStats;
+import io.jmigrate.multifd.DeviceStateSink;
+import io.jmigrate.multifd.MultifdBlock;
+import io.jmigrate.multifd.MultifdConfig;
+import io.jmigrate.multifd.MultifdReceiver;
+import io.jmigrate.ram.RamFlags;
+import io.jmigrate.ram.RamLoader;
+import io.jmigrate.savevm.SaveStateEntry;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Supplier;
 
 /**
  * The destination of one migration, run by {@code mig/dst/main}: accepts the main channel (or
  * opens the file), loads the stream with {@link LoadVmDispatcher} into a fresh device list,
  * answers the return path (PONG, then SHUT when done), records the RAM digest, then lets the
  * VM resume, stay paused (-S), or follow the source's run state from globalstate.
+ *
+ * <h2>Multifd (PROTOCOL.md §2.2)</h2>
+ * The capabilities and parameters in force when the first connection arrives apply (the state
+ * then leaves setup, which freezes them). Every connection on the one listener is classified on
+ * its own thread by its first 4 bytes ({@code mig/dst/listen} keeps accepting): the main channel,
+ * or a multifd channel whose init packet {@link MultifdReceiver#addChannel} validates before its
+ * {@code mig/dst/recv_N} thread starts. Loading starts once the main channel and all N channels
+ * are there, or fails with a TIMEOUT naming the missing ones after {@code x-multifd-timeout}.
+ * Any channel's error is the migration's first error: it closes the main channel too, so the
+ * load stops, the return path says SHUT(1) when it can, the VM never runs, and the source (whose
+ * channels break) fails and resumes.
  */
 public final class IncomingMigration implements Runnable {
+    /** How long a connection may take to send its first 4 bytes without multifd. */
+    private static final Duration PEEK_TIMEOUT = Duration.ofSeconds(30);
+
     private final MigrationSubject subject;
+    private final Supplier<MigrationConfig> liveConfig;
     private final MigrationState state;
     private final Transport.Listener listener;
-    private final FirstError error = new FirstError();
+    /** The first error; from any thread but mig/dst/main it also closes the main channel and every multifd channel. */
+    private final FirstError error = new FirstError(this::onFirstError);
+    private volatile MultifdReceiver multifd;
+    private final AtomicReference<IncomingListener.Incoming> mainChannel = new AtomicReference<>();
+    private final CountDownLatch mainArrived = new CountDownLatch(1);
     private final long createdMillis = System.currentTimeMillis();
     private volatile long startMillis = -1;
     private volatile long totalTimeMs = -1;
@@ -37,10 +74,26 @@ public final class IncomingMigration implements Runnable {
     private volatile Thread thread;
     private volatile String vmdesc;
 
-    IncomingMigration(MigrationSubject subject, MigrationUri uri, MigrationState state) {
+    IncomingMigration(MigrationSubject subject, Supplier<MigrationConfig> liveConfig, MigrationUri uri,
+                      MigrationState state) {
         this.subject = subject;
+        this.liveConfig = liveConfig;
         this.state = state;
         this.listener = new Transport.Listener(uri);
+    }
+
+    private void onFirstError(MigrationException e) {
+        if (Thread.currentThread() != thread) {
+            Transport.Connection c = connection;
+            if (c != null) {
+                c.close();
+            }
+            listener.close();
+        }
+        MultifdReceiver rx = multifd;
+        if (rx != null) {
+            rx.fail(e);
+        }
     }
 
     /** Where the listener is bound (resolves tcp port 0). */
@@ -100,17 +153,19 @@ public final class IncomingMigration implements Runnable {
         Transport.Connection c = null;
         boolean[] rpOpen = {false};
         try {
-            c = listener.accept();
-            connection = c;
-            listener.close();
-            startMillis = System.currentTimeMillis();
-            if (!state.cas(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
-                throw new MigrationException(Category.STATE, "incoming migration state is " + state.get().qmpName);
-            }
+            c = acceptChannels();
             QemuFileReader r = new QemuFileReader(c.channel(), "incoming migration stream from " + c.description(),
                     StreamLimits.DEFAULT);
             reader = r;
             SaveStateRegistry reg = subject.loadRegistry();
+            MultifdReceiver rx = multifd;
+            if (rx != null) {
+                SaveStateEntry ram = reg.find(RamFlags.IDSTR, 0);
+                if (ram == null || !(ram.handlers() instanceof RamLoader loader)) {
+                    throw new MigrationException(Category.INTERNAL, "multifd needs the ram section's loader");
+                }
+                loader.useMultifd(rx);
+            }
             final Transport.Connection conn = c;
             LoadVmDispatcher d = new LoadVmDispatcher(reg, subject.configuration(), new LoadVmDispatcher.ReturnPath() {
                 @Override
@@ -128,7 +183,14 @@ public final class IncomingMigration implements Runnable {
                     }
                 }
             });
-            d.load(r, () -> cancelRequested);
+            d.load(r, () -> cancelRequested || error.isSet());
+            error.throwIfSet();
+            if (rx != null) {
+                // every page is in memory (the last SYNC was passed); stop the receive threads
+                // before anything reads RAM or the vCPUs run
+                rx.close();
+                error.throwIfSet();
+            }
             vmdesc = d.vmdesc();
             if (rpOpen[0]) {
                 sendReturnPath(c, 1, 0); // SHUT: the source's downtime ends here, before our digest
@@ -140,6 +202,12 @@ public final class IncomingMigration implements Runnable {
             state.cas(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
         } catch (Throwable t) {
             error.set(t);
+            MultifdReceiver rx = multifd;
+            if (rx != null) {
+                rx.fail(error.get());
+                rx.close();
+            }
+            c = c != null ? c : connection;
             if (c != null) {
                 if (rpOpen[0]) {
                     try {
@@ -155,6 +223,118 @@ public final class IncomingMigration implements Runnable {
             subject.incomingFailed();
             state.finish(cancelRequested ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
         }
+    }
+
+    /**
+     * Accepts the main channel, and with multifd the N channels too (see the class comment).
+     * Returns the main channel with the state active.
+     */
+    private Transport.Connection acceptChannels() throws InterruptedException {
+        if (listener.isFile()) {
+            if (liveConfig.get().multifd()) {
+                throw new MigrationException(Category.CONFIG, "the multifd capability needs a tcp: or unix: "
+                        + "incoming URI; file: migration with multifd needs mapped-ram, which jmigrate does not "
+                        + "implement");
+            }
+            Transport.Connection c = listener.openFile();
+            connection = c;
+            activate();
+            return c;
+        }
+        IncomingListener.Accepted first = listener.acceptUnclassified();
+        MigrationConfig cfg = liveConfig.get();
+        activate();
+        if (!cfg.multifd()) {
+            Transport.Connection c;
+            try {
+                IncomingListener.Incoming in = IncomingListener.classify(first, PEEK_TIMEOUT);
+                if (!in.main()) {
+                    Transport.closeQuietly(in.channel());
+                    throw new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, "
+                            + "but this destination expects only the main channel (is the multifd capability on "
+                            + "at the source only?)");
+                }
+                c = new Transport.Connection(in.channel(), true, in.description());
+            } finally {
+                listener.close();
+            }
+            connection = c;
+            return c;
+        }
+        List<RamBlock> blocks = subject.ramBlocks();
+        MultifdConfig mc = cfg.multifdConfig(subject.uuid(), blocks.getFirst().pageSize());
+        Map<String, MultifdBlock> byName = new HashMap<>();
+        for (RamBlock b : blocks) {
+            byName.put(b.idstr(), new MultifdBlock(b.idstr(), b.segment(), b.pageSize()));
+        }
+        MultifdReceiver rx = new MultifdReceiver(mc, byName::get, DeviceStateSink.NONE, error);
+        multifd = rx;
+        Duration timeout = mc.timeout();
+        classifyLater(first, timeout);
+        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
+            try {
+                while (!error.isSet()) {
+                    classifyLater(listener.acceptUnclassified(), timeout);
+                }
+            } catch (MigrationException e) {
+                if (e.category() != Category.CANCELLED) {
+                    error.set(e);
+                }
+            }
+        });
+        try {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            while (!mainArrived.await(20, TimeUnit.MILLISECONDS)) {
+                error.throwIfSet();
+                if (System.nanoTime() > deadline) {
+                    throw new MigrationException(Category.TIMEOUT, "the main channel did not arrive on "
+                            + listener.boundUri() + " within " + timeout + " of the first connection (multifd is on "
+                            + "here: is it on at the source, with the same multifd-channels?)");
+                }
+            }
+            error.throwIfSet();
+            IncomingListener.Incoming in = mainChannel.get();
+            Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
+            connection = c;
+            rx.awaitChannels();
+            return c;
+        } finally {
+            listener.close(); // mig/dst/listen ends; later connections are refused
+        }
+    }
+
+    private void activate() {
+        startMillis = System.currentTimeMillis();
+        if (!state.cas(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
+            throw new MigrationException(Category.STATE, "incoming migration state is " + state.get().qmpName);
+        }
+    }
+
+    /** Classifies {@code a} on its own thread; a multifd channel's init is read and validated there too. */
+    private void classifyLater(IncomingListener.Accepted a, Duration timeout) {
+        Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+            try {
+                IncomingListener.Incoming in = IncomingListener.classify(a, timeout);
+                if (in.main()) {
+                    if (!mainChannel.compareAndSet(null, in)) {
+                        Transport.closeQuietly(in.channel());
+                        throw new MigrationException(Category.PROTOCOL, in.description() + " is a second main "
+                                + "channel (it starts with the QEVM magic); the first was "
+                                + mainChannel.get().description());
+                    }
+                    Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
+                    connection = c;
+                    if (error.isSet()) {
+                        c.close();
+                    }
+                    mainArrived.countDown();
+                } else {
+                    multifd.addChannel(in.channel(), in.description());
+                }
+            } catch (RuntimeException e) {
+                error.set(e);
+            }
+        });
     }
 
     /** One return-path message: be16 type, be16 length 4, be32 value (SHUT = 1, PONG = 2). */
@@ -181,8 +361,16 @@ public final class IncomingMigration implements Runnable {
         }
         QemuFileReader r = reader;
         if (r != null) {
+            long mfd = 0;
+            MultifdReceiver rx = multifd;
+            if (rx != null) {
+                for (ChannelStats cs : rx.stats()) {
+                    mfd += cs.bytes();
+                }
+            }
             Map<String, Object> ram = new LinkedHashMap<>();
-            ram.put("transferred", r.position());
+            ram.put("transferred", r.position() + mfd);
+            ram.put("multifd-bytes", mfd);
             m.put("ram", ram);
         }
         MigrationException e = error.get();

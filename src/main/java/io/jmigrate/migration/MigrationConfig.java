@@ -4,6 +4,9 @@ import io.jmigrate.channel.MigrationUri;
 
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.multifd.MultifdCompression;
+import io.jmigrate.multifd.MultifdConfig;
+import io.jmigrate.multifd.ZeroPageDetection;
 
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
@@ -25,22 +28,30 @@ import java.util.Set;
  *  <tr><td>avail-switchover-bandwidth</td><td>0 (use the estimate)</td><td>≥ 0</td></tr>
  *  <tr><td>multifd-channels</td><td>2</td><td>1..255</td></tr>
  *  <tr><td>multifd-compression</td><td>none</td><td>none, zlib, zstd</td></tr>
+ *  <tr><td>multifd-zlib-level</td><td>1</td><td>0..9</td></tr>
+ *  <tr><td>multifd-zstd-level</td><td>1</td><td>0..20</td></tr>
  *  <tr><td>zero-page-detection</td><td>multifd</td><td>none, legacy, multifd</td></tr>
+ *  <tr><td>x-multifd-timeout</td><td>30000 ms</td><td>100..3600000 (jmigrate only: how long a destination
+ *      waits for all multifd channels, and a source for a stalled channel)</td></tr>
  * </table>
  */
 public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs, long maxBandwidth,
                               long availSwitchoverBandwidth, int multifdChannels, String multifdCompression,
-                              String zeroPageDetection) {
+                              String zeroPageDetection, int multifdZlibLevel, int multifdZstdLevel,
+                              long multifdTimeoutMs) {
     public static final long DEFAULT_DOWNTIME_LIMIT_MS = 300;
     public static final long MAX_DOWNTIME_LIMIT_MS = 2_000_000;
     public static final long DEFAULT_MAX_BANDWIDTH = 134_217_728L;
+    public static final long DEFAULT_MULTIFD_TIMEOUT_MS = 30_000;
 
     public static final MigrationConfig DEFAULT = new MigrationConfig(EnumSet.noneOf(Capability.class),
-            DEFAULT_DOWNTIME_LIMIT_MS, DEFAULT_MAX_BANDWIDTH, 0, 2, "none", "multifd");
+            DEFAULT_DOWNTIME_LIMIT_MS, DEFAULT_MAX_BANDWIDTH, 0, 2, "none", "multifd", 1, 1,
+            DEFAULT_MULTIFD_TIMEOUT_MS);
 
     /** Parameter names in QEMU's {@code query-migrate-parameters} order (the ones jmigrate has). */
     public static final java.util.List<String> PARAMETERS = java.util.List.of("downtime-limit", "max-bandwidth",
-            "avail-switchover-bandwidth", "multifd-channels", "multifd-compression", "zero-page-detection");
+            "avail-switchover-bandwidth", "multifd-channels", "multifd-compression", "multifd-zlib-level",
+            "multifd-zstd-level", "zero-page-detection", "x-multifd-timeout");
 
     public MigrationConfig {
         capabilities = capabilities.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(capabilities);
@@ -59,7 +70,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
     public MigrationConfig withCapability(Capability c, boolean on) {
         if (on && !c.supported) {
             throw new MigrationException(Category.CONFIG, "capability '" + c.qmpName
-                    + "' is not supported by jmigrate (supported: events, return-path)");
+                    + "' is not supported by jmigrate (supported: events, return-path, multifd)");
         }
         EnumSet<Capability> s = EnumSet.noneOf(Capability.class);
         s.addAll(capabilities);
@@ -69,7 +80,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
             s.remove(c);
         }
         return new MigrationConfig(s, downtimeLimitMs, maxBandwidth, availSwitchoverBandwidth, multifdChannels,
-                multifdCompression, zeroPageDetection);
+                multifdCompression, zeroPageDetection, multifdZlibLevel, multifdZstdLevel, multifdTimeoutMs);
     }
 
     /**
@@ -83,6 +94,9 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
         int ch = multifdChannels;
         String comp = multifdCompression;
         String zpd = zeroPageDetection;
+        int zlib = multifdZlibLevel;
+        int zstd = multifdZstdLevel;
+        long tmo = multifdTimeoutMs;
         switch (name) {
             case "downtime-limit" -> {
                 long v = (Long) value;
@@ -120,6 +134,27 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
                 }
                 comp = v;
             }
+            case "multifd-zlib-level" -> {
+                long v = (Long) value;
+                if (v < 0 || v > 9) {
+                    throw invalid(name, "a value between 0 and 9");
+                }
+                zlib = (int) v;
+            }
+            case "multifd-zstd-level" -> {
+                long v = (Long) value;
+                if (v < 0 || v > 20) {
+                    throw invalid(name, "a value between 0 and 20");
+                }
+                zstd = (int) v;
+            }
+            case "x-multifd-timeout" -> {
+                long v = (Long) value;
+                if (v < 100 || v > 3_600_000) {
+                    throw invalid(name, "a value between 100 and 3600000 milliseconds");
+                }
+                tmo = v;
+            }
             case "zero-page-detection" -> {
                 String v = (String) value;
                 if (!Set.of("none", "legacy", "multifd").contains(v)) {
@@ -130,7 +165,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
             }
             default -> throw new MigrationException(Category.CONFIG, "Parameter '" + name + "' is unexpected");
         }
-        return new MigrationConfig(capabilities, dl, bw, asb, ch, comp, zpd);
+        return new MigrationConfig(capabilities, dl, bw, asb, ch, comp, zpd, zlib, zstd, tmo);
     }
 
     /** Whether {@code name} is a known parameter taking an integer (else a string). */
@@ -150,7 +185,10 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
         m.put("avail-switchover-bandwidth", availSwitchoverBandwidth);
         m.put("multifd-channels", multifdChannels);
         m.put("multifd-compression", multifdCompression);
+        m.put("multifd-zlib-level", multifdZlibLevel);
+        m.put("multifd-zstd-level", multifdZstdLevel);
         m.put("zero-page-detection", zeroPageDetection);
+        m.put("x-multifd-timeout", multifdTimeoutMs);
         return m;
     }
 
@@ -168,6 +206,37 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
             throw new MigrationException(Category.CONFIG, "the return-path capability needs a bidirectional "
                     + "channel; file: URIs have none");
         }
+        if (has(Capability.MULTIFD) && uri instanceof MigrationUri.File) {
+            throw new MigrationException(Category.CONFIG, "the multifd capability needs a tcp: or unix: URI (its "
+                    + "channels are extra connections to the same address); file: migration with multifd needs "
+                    + "mapped-ram, which jmigrate does not implement");
+        }
         return this;
+    }
+
+    /** Whether the multifd capability is on. */
+    public boolean multifd() {
+        return has(Capability.MULTIFD);
+    }
+
+    /** zero-page-detection as the multifd package's enum. */
+    public ZeroPageDetection zeroPages() {
+        return ZeroPageDetection.valueOf(zeroPageDetection.toUpperCase(java.util.Locale.ROOT));
+    }
+
+    /**
+     * The multifd settings of one migration (both sides): channel count, compression with its
+     * level, zero-page detection, the VM's UUID (sent in, or expected in, every init packet) and
+     * the channel timeout.
+     */
+    public MultifdConfig multifdConfig(byte[] uuid, int pageSize) {
+        MultifdCompression c = MultifdCompression.fromParameter(multifdCompression);
+        int level = switch (c) {
+            case NONE -> 0;
+            case ZLIB -> multifdZlibLevel;
+            case ZSTD -> multifdZstdLevel;
+        };
+        return new MultifdConfig(multifdChannels, pageSize, c, level, zeroPages(), uuid,
+                MultifdConfig.DEFAULT_MAX_DEVICE_STATE_PACKET, java.time.Duration.ofMillis(multifdTimeoutMs));
     }
 }

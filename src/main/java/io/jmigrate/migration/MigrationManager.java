@@ -56,6 +56,10 @@ public final class MigrationManager {
         for (Map.Entry<Capability, Boolean> e : caps) {
             c = c.withCapability(e.getKey(), e.getValue());
         }
+        if (c.multifd() != config.multifd() && incoming != null && incoming.state().get().isActive()) {
+            throw new MigrationException(Category.STATE, "capability 'multifd' must be set before the incoming "
+                    + "migration starts (start the VM with --incoming defer, set it, then migrate-incoming)");
+        }
         config = c;
     }
 
@@ -105,7 +109,7 @@ public final class MigrationManager {
         }
         MigrationUri u = MigrationUri.parse(uri);
         MigrationState st = new MigrationState(events, () -> config.has(Capability.EVENTS));
-        IncomingMigration m = new IncomingMigration(subject, u, st);
+        IncomingMigration m = new IncomingMigration(subject, this::config, u, st);
         m.start();
         incoming = m;
         return m;

@@ -1,6 +1,7 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.memory.RamBlock;
+import io.jmigrate.ram.RamSaver;
 import io.jmigrate.ram.RamStats;
 import io.jmigrate.savevm.SaveStateRegistry;
 import io.jmigrate.savevm.StreamConfiguration;
@@ -20,9 +21,15 @@ public interface MigrationSubject {
 
     /**
      * A fresh device list for one outgoing migration: {@code ram} (iterable) first, then the
-     * non-iterable devices. {@code onSync} receives the dirty-sync count after every RAM sync.
+     * non-iterable devices. {@code onSync} receives the dirty-sync count after every RAM sync;
+     * {@code ramMode} says how RAM pages travel (main channel, or multifd).
      */
-    SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, boolean zeroPageDetection);
+    SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, RamSaver.Mode ramMode);
+
+    /** The VM's UUID (16 bytes, all zero without {@code --uuid}), as multifd init packets carry it. */
+    default byte[] uuid() {
+        return new byte[16];
+    }
 
     /** A fresh device list for one incoming migration. */
     SaveStateRegistry loadRegistry();

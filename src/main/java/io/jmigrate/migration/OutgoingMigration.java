@@ -7,6 +7,11 @@ import io.jmigrate.common.FirstError;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.memory.RamDigest;
+import io.jmigrate.multifd.ChannelStats;
+import io.jmigrate.multifd.MultifdConfig;
+import io.jmigrate.multifd.MultifdSender;
+import io.jmigrate.multifd.ZeroPageDetection;
+import io.jmigrate.ram.RamSaver;
 import io.jmigrate.ram.RamStats;
 import io.jmigrate.savevm.SaveStateRegistry;
 import io.jmigrate.savevm.SaveVmDriver;
@@ -14,7 +19,9 @@ import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.QemuFileWriter;
 import io.jmigrate.stream.StreamLimits;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -45,7 +52,18 @@ public final class OutgoingMigration implements Runnable {
     private final MigrationState state;
     private final EventSink events;
     private final RamStats ram = new RamStats();
-    private final FirstError error = new FirstError();
+    /** The first error; it closes the main channel so that a blocked migration thread wakes up. */
+    private final FirstError error = new FirstError(e -> {
+        Transport.Connection c = this.connection;
+        if (c != null && Thread.currentThread() != this.thread) {
+            c.close();
+        }
+        MultifdSender tx = this.multifd;
+        if (tx != null) {
+            tx.fail(e);
+        }
+    });
+    private volatile MultifdSender multifd;
     private final CountDownLatch shut = new CountDownLatch(1);
     private volatile boolean cancelRequested;
     private volatile Transport.Connection connection;
@@ -133,18 +151,42 @@ public final class OutgoingMigration implements Runnable {
     public void run() {
         SaveVmDriver driver = null;
         try {
-            boolean zeroDetect = !"none".equals(config.zeroPageDetection());
-            SaveStateRegistry reg = subject.saveRegistry(ram, n -> {
-                if (eventsOn()) {
-                    events.emit("MIGRATION_PASS", Map.of("pass", n));
-                }
-            }, zeroDetect);
-            driver = new SaveVmDriver(reg.entries(), subject.configuration(), ram.pageSize);
             Transport.Connection c = Transport.connect(uri);
             connection = c;
             if (cancelRequested) {
                 throw error.get();
             }
+            RamSaver.Mode mode;
+            if (config.multifd()) {
+                // PROTOCOL.md §2.2: N more connections to the same address, before anything is
+                // written on the main channel; each sender thread opens with its init packet
+                MultifdConfig mc = config.multifdConfig(subject.uuid(), subject.ramBlocks().getFirst().pageSize());
+                List<java.nio.channels.SocketChannel> chans = new ArrayList<>();
+                try {
+                    for (int i = 0; i < mc.channels(); i++) {
+                        chans.add(Transport.connectMultifd(uri, i));
+                    }
+                } catch (RuntimeException e) {
+                    chans.forEach(Transport::closeQuietly);
+                    throw e;
+                }
+                MultifdSender tx = new MultifdSender(mc, chans, error);
+                multifd = tx;
+                tx.start();
+                if (cancelRequested) {
+                    throw error.get();
+                }
+                mode = new RamSaver.Mode(mc.zeroPageDetection() == ZeroPageDetection.LEGACY, tx,
+                        subject.multifdFlushAfterEachSection());
+            } else {
+                mode = RamSaver.Mode.mainChannel(!"none".equals(config.zeroPageDetection()));
+            }
+            SaveStateRegistry reg = subject.saveRegistry(ram, n -> {
+                if (eventsOn()) {
+                    events.emit("MIGRATION_PASS", Map.of("pass", n));
+                }
+            }, mode);
+            driver = new SaveVmDriver(reg.entries(), subject.configuration(), ram.pageSize);
             QemuFileWriter w = new QemuFileWriter(c.channel(), "migration stream to " + c.description());
             writer = w;
             boolean rp = config.has(Capability.RETURN_PATH) && c.bidirectional();
@@ -163,13 +205,13 @@ public final class OutgoingMigration implements Runnable {
             }
             // ---- switchover
             long downStart = System.nanoTime();
-            precopyBytes = w.position();
+            precopyBytes = transferred();
             subject.stopForMigration();
             if (!state.cas(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
                 throw cancelledOrState();
             }
             driver.complete(w, subject.sendSwitchoverStart(), true);
-            downtimeBytes = w.position() - precopyBytes;
+            downtimeBytes = transferred() - precopyBytes;
             if (rp) {
                 if (!shut.await(SHUT_TIMEOUT_S, TimeUnit.SECONDS)) {
                     throw new MigrationException(Category.TIMEOUT, "the destination did not send SHUT on the return "
@@ -181,11 +223,16 @@ public final class OutgoingMigration implements Runnable {
                             + "(return path SHUT " + shutStatus + ")");
                 }
             }
+            MultifdSender tx = multifd;
+            if (tx != null) {
+                tx.close(); // every packet written, then the channels close
+                error.throwIfSet();
+            }
             c.close();
             downtimeMs = (System.nanoTime() - downStart) / 1_000_000;
             // total-time ends with the stream, as QEMU's; the digest (for tests) is not part of it
             long total = System.currentTimeMillis() - startMillis;
-            updateRates(w.position(), total);
+            updateRates(transferred(), total);
             digest = RamDigest.sha256(subject.ramBlocks());
             totalTimeMs = total;
             subject.outgoingCompleted();
@@ -196,6 +243,11 @@ public final class OutgoingMigration implements Runnable {
             Transport.Connection c = connection;
             if (c != null) {
                 c.close();
+            }
+            MultifdSender tx = multifd;
+            if (tx != null) {
+                tx.fail(e);
+                tx.close();
             }
             if (driver != null) {
                 driver.cleanup();
@@ -217,9 +269,9 @@ public final class OutgoingMigration implements Runnable {
 
     private void iterate(SaveVmDriver driver, QemuFileWriter w) throws InterruptedException {
         long windowStart = System.nanoTime();
-        long windowBytes = w.position();
+        long windowBytes = transferred();
         long threshold = 0;
-        long pagesAtWindow = ram.normalPages + ram.zeroPages;
+        long pagesAtWindow = pagesSent();
         final long[] window = {windowStart, windowBytes};
         while (true) {
             if (cancelRequested) {
@@ -230,10 +282,10 @@ public final class OutgoingMigration implements Runnable {
             long now = System.nanoTime();
             long elapsedMs = (now - window[0]) / 1_000_000;
             if (elapsedMs >= BUFFER_DELAY_MS) {
-                long bytes = w.position() - window[1];
+                long bytes = transferred() - window[1];
                 bandwidthBytesPerMs = (double) bytes / elapsedMs;
                 mbps = bandwidthBytesPerMs * 8 * 1000 / 1e6;
-                long pages = ram.normalPages + ram.zeroPages;
+                long pages = pagesSent();
                 pagesPerSecond = (pages - pagesAtWindow) * 1000 / elapsedMs;
                 pagesAtWindow = pages;
                 double bw = live.availSwitchoverBandwidth() > 0 ? live.availSwitchoverBandwidth() / 1000.0
@@ -243,7 +295,7 @@ public final class OutgoingMigration implements Runnable {
                 expectedDowntimeMs = bandwidthBytesPerMs > 0
                         ? (long) (Math.max(dirtyAtSync, driver.pendingEstimate()) / bandwidthBytesPerMs) : 0;
                 window[0] = now;
-                window[1] = w.position();
+                window[1] = transferred();
             }
             long pending = driver.pendingEstimate();
             if (pending <= threshold) {
@@ -253,14 +305,45 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
             long limitStart = window[1];
-            driver.iterate(w, () -> w.position() - limitStart >= budget);
-            if (w.position() - window[1] >= budget) {
+            driver.iterate(w, () -> transferred() - limitStart >= budget);
+            error.throwIfSet();
+            if (transferred() - window[1] >= budget) {
                 long sleepNanos = window[0] + BUFFER_DELAY_MS * 1_000_000 - System.nanoTime();
                 if (sleepNanos > 0) {
                     TimeUnit.NANOSECONDS.sleep(sleepNanos);
                 }
             }
         }
+    }
+
+    /** Bytes on the wire so far: the main channel (as written to the socket buffer) plus every multifd channel. */
+    private long transferred() {
+        QemuFileWriter w = writer;
+        return (w == null ? 0 : w.position()) + multifdBytes();
+    }
+
+    private long multifdBytes() {
+        MultifdSender tx = multifd;
+        if (tx == null) {
+            return 0;
+        }
+        long n = 0;
+        for (ChannelStats s : tx.stats()) {
+            n += s.bytes();
+        }
+        return n;
+    }
+
+    /** Normal and zero pages sent so far, on the main channel and the multifd channels. */
+    private long pagesSent() {
+        long n = ram.normalPages + ram.zeroPages;
+        MultifdSender tx = multifd;
+        if (tx != null) {
+            for (ChannelStats s : tx.stats()) {
+                n += s.normalPages() + s.zeroPages();
+            }
+        }
+        return n;
     }
 
     private void updateRates(long transferred, long ms) {
@@ -320,21 +403,31 @@ public final class OutgoingMigration implements Runnable {
         } else if (s.isActive()) {
             m.put("expected-downtime", expectedDowntimeMs);
         }
-        QemuFileWriter w = writer;
-        long transferred = w == null ? 0 : w.position();
+        long transferred = transferred();
+        long normal = ram.normalPages;
+        long duplicate = ram.zeroPages;
+        long multifdBytes = 0;
+        MultifdSender tx = multifd;
+        if (tx != null) {
+            for (ChannelStats cs : tx.stats()) {
+                normal += cs.normalPages();
+                duplicate += cs.zeroPages();
+                multifdBytes += cs.bytes();
+            }
+        }
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("transferred", transferred);
         r.put("remaining", ram.remainingPages * ram.pageSize);
         r.put("total", ram.totalBytes);
-        r.put("duplicate", ram.zeroPages);
-        r.put("normal", ram.normalPages);
-        r.put("normal-bytes", ram.normalPages * ram.pageSize);
+        r.put("duplicate", duplicate);
+        r.put("normal", normal);
+        r.put("normal-bytes", normal * ram.pageSize);
         r.put("dirty-pages-rate", ram.dirtyPagesRate);
         r.put("mbps", Math.round(mbps * 1000) / 1000.0);
         r.put("dirty-sync-count", ram.dirtySyncCount);
         r.put("postcopy-requests", 0);
         r.put("page-size", ram.pageSize);
-        r.put("multifd-bytes", 0);
+        r.put("multifd-bytes", multifdBytes);
         r.put("pages-per-second", pagesPerSecond);
         r.put("precopy-bytes", s == MigrationStatus.COMPLETED || s == MigrationStatus.DEVICE ? precopyBytes
                 : transferred);

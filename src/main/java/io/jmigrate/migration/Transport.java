@@ -45,6 +45,32 @@ final class Transport {
         };
     }
 
+    /** The source side of multifd channel {@code id}: one more connection to the main channel's address. */
+    static java.nio.channels.SocketChannel connectMultifd(MigrationUri uri, int id) {
+        return switch (uri) {
+            case MigrationUri.File f -> throw new MigrationException(Category.CONFIG, "multifd channels need a tcp: "
+                    + "or unix: URI, not " + f.text());
+            case MigrationUri.Tcp t -> connectChannel(t, id);
+            case MigrationUri.Unix u -> connectChannel(u, id);
+        };
+    }
+
+    private static java.nio.channels.SocketChannel connectChannel(MigrationUri uri, int id) {
+        try {
+            return Transports.connect(uri, CONNECT_TIMEOUT);
+        } catch (MigrationException e) {
+            throw new MigrationException(e.category(), "multifd channel " + id + ": " + e.getMessage(), e);
+        }
+    }
+
+    static void closeQuietly(java.nio.channels.Channel c) {
+        try {
+            c.close();
+        } catch (IOException ignored) {
+            // tearing down after an error
+        }
+    }
+
     static String describe(IOException e) {
         return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     }
@@ -73,41 +99,50 @@ final class Transport {
             return listener == null ? uri.text() : listener.address().text();
         }
 
+        boolean isFile() {
+            return listener == null;
+        }
+
+        /** The file of a {@code file:} URI, as the main channel. */
+        Connection openFile() {
+            return new Connection(Transports.openFile((MigrationUri.File) uri), false, uri.text());
+        }
+
         /**
-         * Waits (until {@link #close}) for the main channel. A connection that does not start
-         * with the main stream's magic is a multifd channel, which this destination does not
-         * expect: it is refused with an error.
+         * Waits (until {@link #close}) for the next connection, without reading from it.
+         *
+         * @throws MigrationException CANCELLED once closed
          */
-        Connection accept() {
-            if (listener == null) {
-                return new Connection(Transports.openFile((MigrationUri.File) uri), false, uri.text());
-            }
+        IncomingListener.Accepted acceptUnclassified() {
             while (true) {
-                IncomingListener.Incoming in;
                 try {
-                    in = listener.accept(ACCEPT_SLICE);
+                    return listener.acceptUnclassified(ACCEPT_SLICE);
                 } catch (MigrationException e) {
-                    if (e.category() == Category.TIMEOUT && !closed) {
-                        continue;
-                    }
                     if (closed) {
                         throw new MigrationException(Category.CANCELLED, "incoming migration on " + boundUri()
-                                + " cancelled while waiting for the source");
+                                + " stopped listening");
                     }
-                    throw e;
-                }
-                if (!in.main()) {
-                    try {
-                        in.channel().close();
-                    } catch (IOException ignored) {
-                        // refusing it
+                    if (e.category() != Category.TIMEOUT) {
+                        throw e;
                     }
-                    throw new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, "
-                            + "but this destination expects only the main channel (is the multifd capability on "
-                            + "at the source only?)");
                 }
-                return new Connection(in.channel(), true, in.description());
             }
+        }
+
+        /**
+         * Waits (until {@link #close}) for the main channel when multifd is off. A connection
+         * that does not start with the main stream's magic is a multifd channel, which this
+         * destination does not expect: it is refused with an error.
+         */
+        Connection acceptMain(Duration peekTimeout) {
+            IncomingListener.Incoming in = IncomingListener.classify(acceptUnclassified(), peekTimeout);
+            if (!in.main()) {
+                closeQuietly(in.channel());
+                throw new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, "
+                        + "but this destination expects only the main channel (is the multifd capability on "
+                        + "at the source only?)");
+            }
+            return new Connection(in.channel(), true, in.description());
         }
 
         @Override

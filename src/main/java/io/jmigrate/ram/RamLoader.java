@@ -3,6 +3,7 @@ package io.jmigrate.ram;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.memory.RamBlock;
+import io.jmigrate.multifd.MultifdReceiver;
 import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SectionType;
 import io.jmigrate.stream.QemuFileReader;
@@ -17,6 +18,13 @@ import java.util.Map;
  * The destination side of the {@code ram} section: decodes records with
  * {@link RamSectionReader} and puts pages straight into guest memory. The block list must name
  * exactly this VM's blocks with equal lengths (jmigrate does not resize blocks).
+ *
+ * <p>With multifd ({@link #useMultifd}) the receive threads put the pages into memory and this
+ * loader runs the SYNC barrier ({@link MultifdReceiver#recvSyncMain}) on every
+ * {@code MULTIFD_FLUSH}, or, with a legacy per-section source (QEMU ≤ 8.0, or
+ * {@code multifd-flush-after-each-section=on}), on every RAM EOS. The mode is recognised from the
+ * stream: a per-round source always puts a {@code MULTIFD_FLUSH} into its setup section before
+ * the first EOS, a legacy one never sends one.
  */
 public final class RamLoader implements SaveVmHandlers, RamLoadSink {
     private final Map<String, RamBlock> blocks = new LinkedHashMap<>();
@@ -24,6 +32,10 @@ public final class RamLoader implements SaveVmHandlers, RamLoadSink {
     private final int pageSize;
     private final MemorySegment zero;
     private boolean sawBlockList;
+    private MultifdReceiver multifd;
+    /** null until the setup section's EOS tells the source's flush mode. */
+    private Boolean perSection;
+    private boolean sawFlush;
     public volatile long normalPages;
     public volatile long zeroPages;
 
@@ -34,6 +46,34 @@ public final class RamLoader implements SaveVmHandlers, RamLoadSink {
         this.pageSize = blocks.getFirst().pageSize();
         this.reader = new RamSectionReader(pageSize);
         this.zero = MemorySegment.ofArray(new byte[pageSize]);
+    }
+
+    /** Pages arrive on {@code rx}'s channels; the main channel carries the SYNC points. */
+    public void useMultifd(MultifdReceiver rx) {
+        this.multifd = rx;
+    }
+
+    /** Whether the source uses the legacy per-section sync (null before its setup section ended). */
+    public Boolean legacyFlush() {
+        return perSection;
+    }
+
+    @Override
+    public void multifdFlush() {
+        sawFlush = true;
+        if (multifd != null) {
+            multifd.recvSyncMain(); // QEMU ignores MULTIFD_FLUSH without multifd too
+        }
+    }
+
+    @Override
+    public void endOfSection() {
+        if (perSection == null) {
+            perSection = !sawFlush;
+        }
+        if (multifd != null && perSection) {
+            multifd.recvSyncMain();
+        }
     }
 
     @Override

@@ -3,6 +3,8 @@ package io.jmigrate.ram;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.memory.RamBlock;
+import io.jmigrate.multifd.MultifdBlock;
+import io.jmigrate.multifd.MultifdSender;
 import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SectionType;
 import io.jmigrate.stream.QemuFileReader;
@@ -14,9 +16,24 @@ import java.util.List;
 import java.util.function.LongConsumer;
 
 /**
- * The source side of the {@code ram} section over the main channel (PROTOCOL.md §1.11), with
- * zero-page detection on the migration thread ({@code zero-page-detection=legacy}; with
- * {@code none} every page goes out as PAGE).
+ * The source side of the {@code ram} section (PROTOCOL.md §1.11), over the main channel alone,
+ * or with the pages on multifd channels (§2.8). Zero-page detection on the migration thread
+ * ({@code zero-page-detection=legacy}) sends zero pages as ZERO records on the main channel;
+ * with {@code none} every page is a normal page; with multifd's {@code multifd} detection the
+ * sender threads find zero pages.
+ *
+ * <p>With multifd no page data goes on the main channel. Every page is queued with
+ * {@link MultifdSender#queuePage}; the SYNC barrier is placed as QEMU does:
+ * <ul>
+ *   <li>per-round (default): one flush-and-sync plus a {@code MULTIFD_FLUSH} word at setup and
+ *       at every wrap of the dirty scan, including the completion scan's, so two copies of a
+ *       page are always separated by a barrier;</li>
+ *   <li>per-section (legacy, {@code multifd-flush-after-each-section}, QEMU ≤ 8.0 peers): a
+ *       flush-and-sync before every RAM EOS and no {@code MULTIFD_FLUSH} words. A scan never
+ *       wraps inside one section, so the same holds.</li>
+ * </ul>
+ * Every SYNC is paired with a {@code MULTIFD_FLUSH} (or EOS) that follows it on the main
+ * channel (the "no unpaired SYNC" rule).
  *
  * <pre>
  * START:  be64 (total | MEM_SIZE)
@@ -52,13 +69,38 @@ public final class RamSaver implements SaveVmHandlers {
     private RamBlock lastSent;
     private long lastSyncNanos;
     private final boolean zeroPageDetection;
+    private final MultifdSender multifd;
+    private final boolean flushPerSection;
+    private final MultifdBlock[] multifdBlocks;
+
+    /**
+     * How pages travel.
+     *
+     * @param mainZeroDetection  the migration thread detects zero pages and sends them as ZERO
+     *                           records on the main channel (zero-page-detection legacy; without
+     *                           multifd also multifd, as QEMU)
+     * @param multifd            the running multifd sender, or null for the main channel only
+     * @param flushPerSection    legacy per-section SYNC (multifd-flush-after-each-section)
+     */
+    public record Mode(boolean mainZeroDetection, MultifdSender multifd, boolean flushPerSection) {
+        /** Main channel only. */
+        public static Mode mainChannel(boolean zeroPageDetection) {
+            return new Mode(zeroPageDetection, null, false);
+        }
+    }
 
     /**
      * @param onSync called after every dirty sync with the new {@code dirty-sync-count}
      *               (the MIGRATION_PASS event)
      */
     public RamSaver(List<RamBlock> blocks, RamStats stats, LongConsumer onSync, boolean zeroPageDetection) {
-        this.zeroPageDetection = zeroPageDetection;
+        this(blocks, stats, onSync, Mode.mainChannel(zeroPageDetection));
+    }
+
+    public RamSaver(List<RamBlock> blocks, RamStats stats, LongConsumer onSync, Mode mode) {
+        this.zeroPageDetection = mode.mainZeroDetection();
+        this.multifd = mode.multifd();
+        this.flushPerSection = mode.flushPerSection();
         if (blocks.isEmpty()) {
             throw new IllegalArgumentException("no RAM blocks");
         }
@@ -67,6 +109,13 @@ public final class RamSaver implements SaveVmHandlers {
         for (RamBlock b : blocks) {
             if (b.pageSize() != pageSize) {
                 throw new IllegalArgumentException("RAM blocks with different page sizes");
+            }
+        }
+        this.multifdBlocks = new MultifdBlock[blocks.size()];
+        if (multifd != null) {
+            for (int i = 0; i < blocks.size(); i++) {
+                RamBlock b = blocks.get(i);
+                multifdBlocks[i] = new MultifdBlock(b.idstr(), b.segment(), b.pageSize());
             }
         }
         this.views = new java.nio.ByteBuffer[blocks.size()];
@@ -122,6 +171,39 @@ public final class RamSaver implements SaveVmHandlers {
         lastSyncNanos = System.nanoTime();
         stats.dirtySyncCount = 1;
         onSync.accept(1);
+        if (multifd != null) {
+            flushAndSync(w); // both modes: in legacy mode the EOS below is the pairing
+        }
+        w.putBe64(RamFlags.EOS);
+    }
+
+    /**
+     * QEMU's {@code multifd_ram_flush_and_sync}: queued pages out, a SYNC on every channel,
+     * then (per-round mode) the MULTIFD_FLUSH word that pairs with them.
+     */
+    private void flushAndSync(QemuFileWriter w) {
+        multifd.flushAndSync();
+        if (!flushPerSection) {
+            w.putBe64(RamFlags.MULTIFD_FLUSH);
+            // now: the destination's channels wait at their SYNC until the loader reads this word
+            w.flush();
+        }
+    }
+
+    /** The end of a pass over RAM: per-round mode places its barrier here. */
+    private void wrapped(QemuFileWriter w) {
+        cursorBlock = 0;
+        cursorPage = 0;
+        if (multifd != null && !flushPerSection) {
+            flushAndSync(w);
+        }
+    }
+
+    /** RAM EOS; legacy multifd mode syncs before every one. */
+    private void endOfSection(QemuFileWriter w) {
+        if (multifd != null && flushPerSection) {
+            multifd.flushAndSync();
+        }
         w.putBe64(RamFlags.EOS);
     }
 
@@ -166,31 +248,42 @@ public final class RamSaver implements SaveVmHandlers {
         int sinceCheck = 0;
         while (true) {
             if (!sendNextDirty(w)) {
-                cursorBlock = 0;
-                cursorPage = 0;
-                w.putBe64(RamFlags.EOS);
+                wrapped(w);
+                endOfSection(w);
                 return true;
             }
             if (++sinceCheck >= 16) {
                 sinceCheck = 0;
                 if (limit.exceeded() || System.nanoTime() - start > MAX_ITERATE_NANOS) {
-                    w.putBe64(RamFlags.EOS);
+                    endOfSection(w);
                     return false;
                 }
             }
         }
     }
 
+    /**
+     * The final pass with the VM stopped, no rate limit. As QEMU's completion scan it goes on
+     * from where the last iteration stopped, wraps (a barrier in per-round multifd mode), sends
+     * what lies before that point, and wraps once more if it sent anything after the first wrap,
+     * so the last pages are behind a barrier too.
+     */
     @Override
     public void saveComplete(QemuFileWriter w) {
         syncDirty(false);
         lastSent = null;
-        cursorBlock = 0;
-        cursorPage = 0;
         while (sendNextDirty(w)) {
-            // the VM is stopped: send everything, no rate limit
+            // up to the end of RAM
         }
-        w.putBe64(RamFlags.EOS);
+        wrapped(w);
+        boolean more = false;
+        while (sendNextDirty(w)) {
+            more = true;
+        }
+        if (more) {
+            wrapped(w);
+        }
+        endOfSection(w);
     }
 
     /** Finds the next dirty page from the cursor, sends it; false when the pass is done. */
@@ -227,6 +320,10 @@ public final class RamSaver implements SaveVmHandlers {
         long offset = page << b.pageShift();
         MemorySegment seg = b.segment();
         boolean zero = zeroPageDetection && MemorySegment.mismatch(seg, offset, offset + pageSize, zeroPage, 0, pageSize) == -1;
+        if (multifd != null && !zero) {
+            multifd.queuePage(multifdBlocks[cursorBlock], offset);
+            return;
+        }
         int cont = b == lastSent ? RamFlags.CONTINUE : 0;
         w.putBe64(offset | (zero ? RamFlags.ZERO : RamFlags.PAGE) | cont);
         if (cont == 0) {
