@@ -1,0 +1,199 @@
+package io.jmigrate.migration;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * A man in the middle between a real jmigrate source and a real jmigrate destination (tests):
+ * it forwards the main channel both ways untouched and each multifd channel to the destination,
+ * spoiling the channel whose init names {@code targetId} as {@link Fault} says. Packets are
+ * parsed (init, 12-byte header, fixed RAM packet of 320 + 8 x 128 bytes, payload) so that the
+ * first RAM packet carrying pages is the one changed. Any end closing closes both ends of its pair.
+ */
+final class MultifdFaultProxy implements AutoCloseable {
+    static final int INIT = 64;
+    static final int PACKET = 320 + 8 * 128;
+
+    enum Fault {
+        NONE, INIT_MAGIC, INIT_VERSION, CHANNEL_ID_OUT_OF_RANGE, DUPLICATE_ID, HEADER_MAGIC, HEADER_VERSION,
+        COUNT_ABOVE_CAPACITY, OFFSET_OUTSIDE_BLOCK, UNKNOWN_BLOCK, TRUNCATED_PAYLOAD, DROPPED_MID_PACKET,
+        NEVER_CONNECTS
+    }
+
+    private final ServerSocketChannel server;
+    private final InetSocketAddress destination;
+    private final Fault fault;
+    private final int targetId;
+    private final int channels;
+    private final List<SocketChannel> open = new CopyOnWriteArrayList<>();
+    private volatile boolean closed;
+
+    MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels) throws IOException {
+        this.destination = destination;
+        this.fault = fault;
+        this.targetId = targetId;
+        this.channels = channels;
+        server = ServerSocketChannel.open().bind(new InetSocketAddress("127.0.0.1", 0));
+        Thread.ofPlatform().daemon().name("proxy-accept").start(this::acceptLoop);
+    }
+
+    String uri() throws IOException {
+        return "tcp:127.0.0.1:" + ((InetSocketAddress) server.getLocalAddress()).getPort();
+    }
+
+    private void acceptLoop() {
+        try {
+            while (!closed) {
+                SocketChannel s = server.accept();
+                open.add(s);
+                Thread.ofPlatform().daemon().name("proxy-conn").start(() -> handle(s));
+            }
+        } catch (IOException e) {
+            // closed
+        }
+    }
+
+    private void handle(SocketChannel src) {
+        SocketChannel dst = null;
+        try {
+            ByteBuffer first = read(src, 4);
+            if (first.getInt(0) == 0x5145564d) { // main channel: both ways, untouched
+                dst = connect();
+                write(dst, first);
+                SocketChannel d = dst;
+                Thread.ofPlatform().daemon().name("proxy-rp").start(() -> pump(d, src));
+                pump(src, dst);
+                return;
+            }
+            ByteBuffer init = ByteBuffer.allocate(INIT);
+            init.put(first.rewind());
+            init.put(read(src, INIT - 4)).flip();
+            int id = init.get(24) & 0xff;
+            boolean target = id == targetId;
+            if (target) {
+                switch (fault) {
+                    case INIT_MAGIC -> init.putInt(0, 0xdeadbeef);
+                    case INIT_VERSION -> init.putInt(4, 2);
+                    case CHANNEL_ID_OUT_OF_RANGE -> init.put(24, (byte) channels);
+                    case DUPLICATE_ID -> init.put(24, (byte) (id == 0 ? 1 : 0));
+                    case NEVER_CONNECTS -> {
+                        ByteBuffer sink = ByteBuffer.allocate(1 << 16);
+                        while (src.read(sink.clear()) >= 0) {
+                            // swallow: this channel never reaches the destination
+                        }
+                        return;
+                    }
+                    default -> { }
+                }
+            }
+            dst = connect();
+            write(dst, init);
+            if (!target || fault == Fault.NONE) {
+                pump(src, dst);
+                return;
+            }
+            while (true) {
+                ByteBuffer p = read(src, PACKET);
+                int normal = p.getInt(16);
+                int next = p.getInt(20);
+                if (normal == 0) {
+                    write(dst, p);
+                    write(dst, read(src, next));
+                    continue;
+                }
+                switch (fault) {
+                    case HEADER_MAGIC -> p.putInt(0, 0x11223345);
+                    case HEADER_VERSION -> p.putInt(4, 7);
+                    case COUNT_ABOVE_CAPACITY -> p.putInt(16, 129);
+                    case OFFSET_OUTSIDE_BLOCK -> p.putLong(320, 1L << 40);
+                    case UNKNOWN_BLOCK -> p.put(64, (byte) 'X');
+                    case TRUNCATED_PAYLOAD -> p.putInt(20, next - 4096);
+                    case DROPPED_MID_PACKET -> {
+                        // the link to the destination breaks half-way through a payload; the
+                        // source only learns of it when the destination gives up
+                        write(dst, p);
+                        write(dst, read(src, next / 2));
+                        dst.close();
+                        ByteBuffer sink = ByteBuffer.allocate(1 << 16);
+                        while (src.read(sink.clear()) >= 0) {
+                            // swallow
+                        }
+                        return;
+                    }
+                    default -> { }
+                }
+                write(dst, p);
+                pump(src, dst);
+                return;
+            }
+        } catch (IOException e) {
+            // one end closed (or the drop): close both
+        } finally {
+            closeQuietly(src);
+            closeQuietly(dst);
+        }
+    }
+
+    private SocketChannel connect() throws IOException {
+        SocketChannel d = SocketChannel.open(destination);
+        open.add(d);
+        return d;
+    }
+
+    private void pump(SocketChannel from, SocketChannel to) {
+        ByteBuffer b = ByteBuffer.allocateDirect(1 << 16);
+        try {
+            while (from.read(b.clear()) >= 0) {
+                b.flip();
+                while (b.hasRemaining()) {
+                    to.write(b);
+                }
+            }
+        } catch (IOException e) {
+            // the other side went away
+        } finally {
+            closeQuietly(from);
+            closeQuietly(to);
+        }
+    }
+
+    private static ByteBuffer read(SocketChannel s, int n) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(n);
+        while (b.hasRemaining()) {
+            if (s.read(b) < 0) {
+                throw new IOException("EOF");
+            }
+        }
+        return b.flip();
+    }
+
+    private static void write(SocketChannel s, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            s.write(b);
+        }
+    }
+
+    private static void closeQuietly(SocketChannel s) {
+        if (s != null) {
+            try {
+                s.close();
+            } catch (IOException ignored) {
+                // best effort
+            }
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        closed = true;
+        server.close();
+        for (SocketChannel s : open) {
+            closeQuietly(s);
+        }
+    }
+}

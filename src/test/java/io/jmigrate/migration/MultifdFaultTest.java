@@ -1,0 +1,126 @@
+package io.jmigrate.migration;
+
+import io.jmigrate.machine.MachineType;
+import io.jmigrate.machine.RunState;
+import io.jmigrate.machine.Vm;
+import io.jmigrate.machine.VmConfig;
+import io.jmigrate.memory.RamBlock;
+import io.jmigrate.migration.MultifdFaultProxy.Fault;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.net.InetSocketAddress;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Issue 4 acceptance 3 at the migration level: a real jmigrate source and destination (in one
+ * JVM, over TCP) with {@link MultifdFaultProxy} spoiling one multifd channel on the way. The
+ * destination must fail with an error naming what was wrong and never run the guest; the source
+ * must fail (its channels break), resume with its RAM unchanged, and then migrate again cleanly.
+ */
+@Timeout(60)
+class MultifdFaultTest {
+    static final int CHANNELS = 2;
+
+    static VmConfig cfg(boolean paused, UUID uuid) {
+        return new VmConfig("t", uuid, 16 << 20, null, false, MachineType.DEFAULT, paused, null);
+    }
+
+    static void multifd(MigrationManager m) {
+        m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true)));
+        m.setParameters(Map.of("multifd-channels", (long) CHANNELS, "x-multifd-timeout", 1500L,
+                "max-bandwidth", 1L << 30));
+    }
+
+    /** Every third page zero, the others with distinct bytes. */
+    static void fill(RamBlock b) {
+        for (long p = 0; p < b.pages(); p++) {
+            if (p % 3 != 2) {
+                b.writeByte(p * 4096 + (p % 4000), (byte) (p | 1));
+                b.writeByte(p * 4096 + 4095, (byte) (p >> 8));
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "INIT_MAGIC              | wrong multifd init magic 0xdeadbeef",
+            "INIT_VERSION            | unsupported multifd init version 2",
+            "CHANNEL_ID_OUT_OF_RANGE | multifd channel id 2 is out of range",
+            "DUPLICATE_ID            | duplicate multifd channel id 0",
+            "HEADER_MAGIC            | wrong multifd packet magic 0x11223345",
+            "HEADER_VERSION          | unsupported multifd packet version 7",
+            "COUNT_ABOVE_CAPACITY    | normal_pages 129 exceeds pages_alloc 128",
+            "OFFSET_OUTSIDE_BLOCK    | offset[0] 0x10000000000 is outside",
+            "UNKNOWN_BLOCK           | unknown RAMBlock",
+            "TRUNCATED_PAYLOAD       | does not match normal_pages",
+            "DROPPED_MID_PACKET      | truncated RAM payload: expected 348160 bytes of page data, the channel ended after",
+            "NEVER_CONNECTS          | multifd channel(s) 1 did not connect within",
+    })
+    void badChannelFailsDestinationCleanlyAndSourceResumes(Fault fault, String expected) throws Exception {
+        run(fault, null, expected);
+    }
+
+    @Test
+    void uuidMismatch() throws Exception {
+        run(Fault.NONE, UUID.fromString("6b0e1c8a-3f2d-4c1e-9a7b-5d4c3b2a1f00"),
+                "does not match the destination's UUID 6b0e1c8a3f2d4c1e9a7b5d4c3b2a1f00");
+    }
+
+    @Test
+    void cleanPassThroughTheProxyCompletes() throws Exception {
+        run(Fault.NONE, null, null);
+    }
+
+    private void run(Fault fault, UUID dstUuid, String expected) throws Exception {
+        try (Vm src = new Vm(cfg(true, null), false);
+             Vm dst = new Vm(cfg(false, dstUuid), true)) {
+            fill(src.ramBlocks().getFirst());
+            String before = src.ramDigest();
+            RunState srcState = src.runState();
+            MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
+            MigrationManager sm = new MigrationManager(src, (e, d) -> { });
+            multifd(dm);
+            multifd(sm);
+            IncomingMigration in = dm.startIncoming("tcp:127.0.0.1:0", false);
+            int port = Integer.parseInt(in.boundUri().substring(in.boundUri().lastIndexOf(':') + 1));
+            try (MultifdFaultProxy proxy = new MultifdFaultProxy(new InetSocketAddress("127.0.0.1", port), fault, 1,
+                    CHANNELS)) {
+                OutgoingMigration out = sm.migrate(proxy.uri());
+                assertThat(in.join(20_000)).as("destination ended").isTrue();
+                assertThat(out.join(20_000)).as("source ended").isTrue();
+                if (expected == null) {
+                    assertThat(in.error()).isNull();
+                    assertThat(out.state().get()).isEqualTo(MigrationStatus.COMPLETED);
+                    assertThat(in.digest()).isEqualTo(before);
+                    return;
+                }
+                assertThat(in.state().get()).isEqualTo(MigrationStatus.FAILED);
+                assertThat(in.error()).as("destination error").isNotNull();
+                assertThat(in.error().getMessage()).contains(expected);
+                assertThat(dst.runState()).as("the destination never runs a half-loaded VM")
+                        .isEqualTo(RunState.INMIGRATE);
+                assertThat(out.state().get()).as("source: %s", out.error()).isEqualTo(MigrationStatus.FAILED);
+                assertThat(src.runState()).isEqualTo(srcState);
+                assertThat(src.ramDigest()).as("source RAM after the failure").isEqualTo(before);
+            }
+            // nothing lost: the source migrates again, directly, to a fresh destination
+            try (Vm dst2 = new Vm(cfg(false, null), true)) {
+                MigrationManager dm2 = new MigrationManager(dst2, (e, d) -> { });
+                multifd(dm2);
+                IncomingMigration in2 = dm2.startIncoming("tcp:127.0.0.1:0", false);
+                OutgoingMigration out2 = sm.migrate(in2.boundUri());
+                assertThat(out2.join(20_000)).isTrue();
+                assertThat(in2.join(20_000)).isTrue();
+                assertThat(out2.error()).isNull();
+                assertThat(in2.digest()).isEqualTo(before);
+            }
+        }
+    }
+}
