@@ -172,8 +172,8 @@ public final class ThroughputBench {
                     try {
                         p.exec("migrate-set-capabilities", caps);
                     } catch (MigrationException e) {
-                        throw new Unsupported(engine.label() + " refused capability multifd, so no numbers: "
-                                + e.getMessage());
+                        throw new Unsupported(engine.label() + " refused capability multifd: "
+                                + e.getMessage().replaceFirst("^migrate-set-capabilities: ", ""));
                     }
                     p.exec("migrate-set-parameters", Map.of("multifd-channels", channels));
                 }
