@@ -56,8 +56,18 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             description = "vCPU threads that increment a byte in every page they touch, at the given rate (MiB/s)")
     String workload;
 
+    @Option(names = "--global", paramLabel = "migration.PROP=VALUE",
+            description = "override a migration property of the machine type, as QEMU's -global: "
+                    + "migration.send-switchover-start=on|off, migration.multifd-flush-after-each-section=on|off "
+                    + "(repeatable)")
+    java.util.List<String> globals = new java.util.ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
+        java.util.Map<String, String> globalMap = new java.util.LinkedHashMap<>();
+        for (String g : globals) {
+            io.jmigrate.machine.MigrationProperties.parseGlobal(g, globalMap);
+        }
         Path backend = null;
         boolean shared = false;
         if (memoryBackend != null) {
@@ -78,7 +88,8 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             }
         }
         VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), backend, shared,
-                MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload));
+                MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload),
+                globalMap);
         CountDownLatch quit = new CountDownLatch(1);
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);

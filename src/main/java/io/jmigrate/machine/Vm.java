@@ -244,7 +244,12 @@ public final class Vm implements MigrationSubject, AutoCloseable {
 
     @Override
     public boolean sendSwitchoverStart() {
-        return config.machine().sendSwitchoverStart();
+        return config.migrationProperties().sendSwitchoverStart();
+    }
+
+    @Override
+    public boolean multifdFlushAfterEachSection() {
+        return config.migrationProperties().multifdFlushAfterEachSection();
     }
 
     @Override

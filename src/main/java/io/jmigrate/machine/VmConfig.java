@@ -4,6 +4,7 @@ import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.UUID;
 
 /**
@@ -17,10 +18,17 @@ import java.util.UUID;
  * @param machine      {@code --machine}
  * @param startPaused  {@code -S}
  * @param workload     {@code --workload}, or null
+ * @param globals      {@code --global migration.PROP=VALUE} overrides of the machine's compat properties
  */
 public record VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared,
-                       MachineType machine, boolean startPaused, WorkloadSpec workload) {
+                       MachineType machine, boolean startPaused, WorkloadSpec workload, Map<String, String> globals) {
+    public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
+                    boolean startPaused, WorkloadSpec workload) {
+        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, Map.of());
+    }
+
     public VmConfig {
+        globals = globals == null ? Map.of() : Map.copyOf(globals);
         if (memoryBytes <= 0 || memoryBytes % 4096 != 0) {
             throw new MigrationException(Category.CONFIG, "memory size " + memoryBytes
                     + " must be a positive multiple of 4 KiB");
@@ -31,6 +39,12 @@ public record VmConfig(String name, UUID uuid, long memoryBytes, Path backendFil
         if (name == null) {
             name = "vm";
         }
+        MigrationProperties.of(machine, globals); // validates
+    }
+
+    /** The migration object's properties: machine compat plus --global overrides. */
+    public MigrationProperties migrationProperties() {
+        return MigrationProperties.of(machine, globals);
     }
 
     /** Parses QEMU-style sizes: {@code 256M}, {@code 1G}, {@code 65536k}, or plain bytes. A bare number is MiB, as -m. */

@@ -33,6 +33,14 @@ public interface MigrationSubject {
     /** The machine type's compat property {@code send-switchover-start}. */
     boolean sendSwitchoverStart();
 
+    /**
+     * Migration property {@code multifd-flush-after-each-section} (legacy per-section multifd
+     * sync), for the multifd wiring.
+     */
+    default boolean multifdFlushAfterEachSection() {
+        return false;
+    }
+
     /** True while the guest runs (a live migration) rather than being paused. */
     boolean isRunning();
 

@@ -94,6 +94,37 @@ class LoopbackMigrationTest {
         }
     }
 
+    private byte[] saveToFile(VmConfig cfg, String name) throws Exception {
+        try (Vm src = new Vm(cfg, false)) {
+            Path f = dir.resolve(name);
+            OutgoingMigration out = new MigrationManager(src, (e, d) -> { }).migrate("file:" + f);
+            assertThat(out.join(30_000)).isTrue();
+            assertThat(out.state().get()).isEqualTo(MigrationStatus.COMPLETED);
+            return Files.readAllBytes(f);
+        }
+    }
+
+    private static boolean hasSwitchoverStart(byte[] b) {
+        for (int i = 0; i + 5 <= b.length; i++) {
+            if (b[i] == 8 && b[i + 1] == 0 && b[i + 2] == 0x0b && b[i + 3] == 0 && b[i + 4] == 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    @Test
+    void switchoverStartFollowsMachineCompatAndGlobalOverride() throws Exception {
+        assertThat(hasSwitchoverStart(saveToFile(cfg(1, true, null, MachineType.JM_10_1), "a"))).isTrue();
+        assertThat(hasSwitchoverStart(saveToFile(cfg(1, true, null, MachineType.JM_9_2), "b"))).isFalse();
+        assertThat(hasSwitchoverStart(saveToFile(new VmConfig("t", null, 1 << 20, null, false, MachineType.NONE, true,
+                null, Map.of("send-switchover-start", "off")), "c"))).isFalse();
+        assertThat(hasSwitchoverStart(saveToFile(new VmConfig("t", null, 1 << 20, null, false, MachineType.JM_9_2,
+                true, null, Map.of("send-switchover-start", "on")), "d"))).isTrue();
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> new VmConfig("t", null, 1 << 20, null, false,
+                MachineType.NONE, true, null, Map.of("send-switchover-start", "maybe"))).hasMessageContaining("on or off");
+    }
+
     @Test
     void machineMismatchFailsDestinationWithClearError() throws Exception {
         try (Vm src = new Vm(cfg(4, true, null, MachineType.JM_9_2), false);
