@@ -26,7 +26,9 @@ import java.util.Map;
  * same capabilities and parameters over QMP ({@code multifd} and {@code multifd-channels} when
  * multifd is used; {@code max-bandwidth} raised on the source), then {@code migrate-incoming} and
  * {@code migrate tcp:127.0.0.1:PORT}. The source's status is polled every 20 ms until it is
- * final, then the destination's until it has loaded everything.
+ * final, then the destination's until it has loaded everything. For jmigrate the RAM digests
+ * of both sides ({@code x-jmigrate-query-digest}, computed after {@code total-time} ends) must
+ * be equal, or the run counts as failed.
  *
  * <p>Runs are interleaved (run 1 of every engine, then run 2, ...) so that the machine's drift
  * during the benchmark hits every engine alike. An engine that refuses a mode (jmigrate without
@@ -172,8 +174,8 @@ public final class ThroughputBench {
                     try {
                         p.exec("migrate-set-capabilities", caps);
                     } catch (MigrationException e) {
-                        throw new Unsupported(engine.label() + " refused capability multifd, so no numbers: "
-                                + e.getMessage());
+                        throw new Unsupported(engine.label() + " refused capability multifd: "
+                                + e.getMessage().replaceFirst("^migrate-set-capabilities: ", ""));
                     }
                     p.exec("migrate-set-parameters", Map.of("multifd-channels", channels));
                 }
@@ -195,6 +197,16 @@ public final class ThroughputBench {
                 throw new MigrationException(Category.STATE, engine.label() + " destination ended "
                         + dinfo.path("status").asText() + (dinfo.has("error-desc") ? ": "
                         + dinfo.get("error-desc").asText() : "") + "; log: " + Peer.tail(dst.log));
+            }
+            if (engine instanceof Engine.Jmigrate) {
+                // fast but wrong is worthless: the destination's RAM must hash like the source's
+                String a = src.exec("x-jmigrate-query-digest", null).path("outgoing").asText();
+                String b = dst.exec("x-jmigrate-query-digest", null).path("incoming").asText();
+                if (a.isEmpty() || !a.equals(b)) {
+                    throw new MigrationException(Category.MISMATCH, "jmigrate destination RAM differs from the "
+                            + "source's: sha256 " + (a.isEmpty() ? "(none)" : a) + " sent, " + (b.isEmpty()
+                            ? "(none)" : b) + " loaded");
+                }
             }
             JsonNode ram = info.path("ram");
             return new RunResult(info.path("total-time").asLong(), info.path("setup-time").asLong(-1),

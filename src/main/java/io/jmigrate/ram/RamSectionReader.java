@@ -1,6 +1,8 @@
 package io.jmigrate.ram;
 
+import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.stream.StreamException;
 import io.jmigrate.stream.QemuFileReader;
 
 import java.lang.foreign.MemorySegment;
@@ -151,7 +153,14 @@ public final class RamSectionReader {
             blockLengths.put(name, len);
             sum += len;
         }
-        sink.blockList(total, List.copyOf(blocks));
+        try {
+            sink.blockList(total, List.copyOf(blocks));
+        } catch (StreamException e) {
+            throw e;
+        } catch (MigrationException e) {
+            // the sink rejected the block list (size or name mismatch): say where in the stream
+            throw r.fail(e.category(), at, section + ": block list: " + e.getMessage());
+        }
     }
 
     private String blockFromStream(QemuFileReader r, int flags, long at, String section) {
