@@ -1,0 +1,113 @@
+package io.jmigrate.it;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Issue 4 acceptance 1 with real VM processes: live multifd migrations of a 64 MiB guest with a
+ * running workload, for channels 1, 2, 4, 8 × compression none, zlib, zstd × zero-page detection
+ * multifd and legacy, plus the legacy per-section flush mode. To keep it quick the guest hops
+ * along a chain of processes: each destination becomes the next hop's source, so one workload
+ * runs through every combination and each hop checks equal RAM digests and the workload checker.
+ */
+@Timeout(600)
+class MultifdMigrationIT {
+    static final String WL = "dirty-rate=20,pattern=increment";
+
+    @TempDir
+    Path dir;
+
+    record Hop(int channels, String compression, String zeroPages, boolean legacyFlush) {
+        @Override
+        public String toString() {
+            return channels + " ch, " + compression + ", zero pages " + zeroPages + (legacyFlush ? ", legacy flush" : "");
+        }
+    }
+
+    static List<Hop> hops() {
+        List<Hop> out = new ArrayList<>();
+        for (int ch : new int[] {1, 2, 4, 8}) {
+            for (String comp : new String[] {"none", "zlib", "zstd"}) {
+                for (String zpd : new String[] {"multifd", "legacy"}) {
+                    out.add(new Hop(ch, comp, zpd, false));
+                }
+            }
+        }
+        out.add(new Hop(2, "none", "legacy", true));
+        out.add(new Hop(4, "zstd", "multifd", true));
+        return out;
+    }
+
+    static void configure(VmProcess vm, Hop h) {
+        vm.exec("migrate-set-capabilities", Map.of("capabilities", List.of(
+                Map.of("capability", "multifd", "state", true))));
+        vm.exec("migrate-set-parameters", Map.of("multifd-channels", h.channels(), "multifd-compression",
+                h.compression(), "zero-page-detection", h.zeroPages(), "max-bandwidth", 1L << 30,
+                "multifd-zlib-level", 1, "multifd-zstd-level", 3));
+    }
+
+    @Test
+    void everyCombinationAlongAChainOfProcesses() throws Exception {
+        List<Hop> hops = hops();
+        VmProcess src = VmProcess.start(dir, "vm0", "-m", "64M", "--workload", WL);
+        try {
+            Thread.sleep(300);
+            for (int i = 0; i < hops.size(); i++) {
+                Hop h = hops.get(i);
+                boolean nextLegacy = i + 1 < hops.size() && hops.get(i + 1).legacyFlush();
+                List<String> args = new ArrayList<>(List.of("-m", "64M", "--workload", WL, "--incoming", "defer"));
+                if (nextLegacy) {
+                    args.addAll(List.of("--global", "migration.multifd-flush-after-each-section=on"));
+                }
+                VmProcess dst = VmProcess.start(dir, "vm" + (i + 1), args.toArray(String[]::new));
+                try {
+                    configure(src, h);
+                    configure(dst, h);
+                    String uri = "unix:" + dir.resolve("m" + i + ".sock");
+                    dst.exec("migrate-incoming", Map.of("uri", uri));
+                    src.exec("migrate", Map.of("uri", uri));
+                    assertMigrated(h, src, dst);
+                } catch (Throwable t) {
+                    dst.close();
+                    throw t;
+                }
+                src.close();
+                src = dst;
+            }
+        } finally {
+            src.close();
+        }
+    }
+
+    private static void assertMigrated(Hop h, VmProcess src, VmProcess dst) throws Exception {
+        JsonNode info = src.awaitMigration(VmProcess::isFinal, Duration.ofSeconds(60));
+        assertThat(info.path("status").asText()).as("%s: %s\n%s", h, info, Files.readString(src.log))
+                .isEqualTo("completed");
+        JsonNode dinfo = dst.awaitMigration(VmProcess::isFinal, Duration.ofSeconds(30));
+        assertThat(dinfo.path("status").asText()).as("%s: %s\n%s", h, dinfo, Files.readString(dst.log))
+                .isEqualTo("completed");
+        JsonNode ram = info.path("ram");
+        assertThat(ram.path("multifd-bytes").asLong()).as("%s multifd-bytes", h).isPositive();
+        assertThat(ram.path("transferred").asLong()).isGreaterThan(ram.path("multifd-bytes").asLong());
+        // the workload soon touches every page, so later hops may have no zero pages left
+        assertThat(ram.path("normal").asLong()).as("%s normal pages", h).isPositive();
+        assertThat(ram.path("pages-per-second").asLong()).isNotNegative();
+        String out = src.exec("x-jmigrate-query-digest").path("outgoing").asText();
+        String in = dst.exec("x-jmigrate-query-digest").path("incoming").asText();
+        assertThat(in).as("%s digest", h).hasSize(64).isEqualTo(out);
+        JsonNode w = dst.exec("x-jmigrate-query-workload");
+        assertThat(w.path("resume-check-ok").asBoolean()).as("%s workload %s", h, w).isTrue();
+        assertThat(dst.status()).isEqualTo("running");
+    }
+}
