@@ -33,8 +33,12 @@ class MultifdFaultTest {
     }
 
     static void multifd(MigrationManager m) {
+        multifd(m, CHANNELS);
+    }
+
+    static void multifd(MigrationManager m, int channels) {
         m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true)));
-        m.setParameters(Map.of("multifd-channels", (long) CHANNELS, "x-multifd-timeout", 1500L,
+        m.setParameters(Map.of("multifd-channels", (long) channels, "x-multifd-timeout", 1500L,
                 "max-bandwidth", 1L << 30));
     }
 
@@ -78,7 +82,21 @@ class MultifdFaultTest {
         run(Fault.NONE, null, null);
     }
 
+    @Test
+    void sourceWithMoreChannelsThanTheDestination() throws Exception {
+        run(Fault.NONE, null, 4, "multifd channel id 2 is out of range: the destination expects 2 channel(s)");
+    }
+
+    @Test
+    void sourceWithFewerChannelsThanTheDestination() throws Exception {
+        run(Fault.NONE, null, 1, "multifd channel(s) 1 did not connect within PT1.5S (expected 2 channel(s))");
+    }
+
     private void run(Fault fault, UUID dstUuid, String expected) throws Exception {
+        run(fault, dstUuid, CHANNELS, expected);
+    }
+
+    private void run(Fault fault, UUID dstUuid, int srcChannels, String expected) throws Exception {
         try (Vm src = new Vm(cfg(true, null), false);
              Vm dst = new Vm(cfg(false, dstUuid), true)) {
             fill(src.ramBlocks().getFirst());
@@ -87,7 +105,7 @@ class MultifdFaultTest {
             MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
             MigrationManager sm = new MigrationManager(src, (e, d) -> { });
             multifd(dm);
-            multifd(sm);
+            multifd(sm, srcChannels);
             IncomingMigration in = dm.startIncoming("tcp:127.0.0.1:0", false);
             int port = Integer.parseInt(in.boundUri().substring(in.boundUri().lastIndexOf(':') + 1));
             try (MultifdFaultProxy proxy = new MultifdFaultProxy(new InetSocketAddress("127.0.0.1", port), fault, 1,
@@ -113,7 +131,7 @@ class MultifdFaultTest {
             // nothing lost: the source migrates again, directly, to a fresh destination
             try (Vm dst2 = new Vm(cfg(false, null), true)) {
                 MigrationManager dm2 = new MigrationManager(dst2, (e, d) -> { });
-                multifd(dm2);
+                multifd(dm2, srcChannels);
                 IncomingMigration in2 = dm2.startIncoming("tcp:127.0.0.1:0", false);
                 OutgoingMigration out2 = sm.migrate(in2.boundUri());
                 assertThat(out2.join(20_000)).isTrue();
