@@ -72,8 +72,13 @@ class MultifdMigrationIT {
                 }
                 VmProcess dst = VmProcess.start(dir, "vm" + (i + 1), args.toArray(String[]::new));
                 try {
-                    configure(src, h);
-                    configure(dst, h);
+                    try {
+                        configure(src, h);
+                        configure(dst, h);
+                    } catch (RuntimeException e) {
+                        throw new AssertionError(h + ": configuring failed: " + e.getMessage() + "\nsource log:\n"
+                                + Files.readString(src.log) + "\ndestination log:\n" + Files.readString(dst.log), e);
+                    }
                     String uri = "unix:" + dir.resolve("m" + i + ".sock");
                     dst.exec("migrate-incoming", Map.of("uri", uri));
                     src.exec("migrate", Map.of("uri", uri));
