@@ -72,8 +72,13 @@ class MultifdMigrationIT {
                 }
                 VmProcess dst = VmProcess.start(dir, "vm" + (i + 1), args.toArray(String[]::new));
                 try {
-                    configure(src, h);
-                    configure(dst, h);
+                    try {
+                        configure(src, h);
+                        configure(dst, h);
+                    } catch (RuntimeException e) {
+                        throw new AssertionError(h + ": configuring failed: " + e.getMessage() + "\nsource log:\n"
+                                + Files.readString(src.log) + "\ndestination log:\n" + Files.readString(dst.log), e);
+                    }
                     String uri = "unix:" + dir.resolve("m" + i + ".sock");
                     dst.exec("migrate-incoming", Map.of("uri", uri));
                     src.exec("migrate", Map.of("uri", uri));
@@ -87,6 +92,36 @@ class MultifdMigrationIT {
             }
         } finally {
             src.close();
+        }
+    }
+
+    @Test
+    void killedDestinationFailsTheMultifdSourceWhichKeepsRunningAndMigratesAgain() throws Exception {
+        Hop h = new Hop(4, "none", "multifd", false);
+        try (VmProcess src = VmProcess.start(dir, "ksrc", "-m", "64M", "--workload", WL);
+             VmProcess d1 = VmProcess.start(dir, "kd1", "-m", "64M", "--workload", WL, "--incoming", "defer")) {
+            configure(src, h);
+            configure(d1, h);
+            src.exec("migrate-set-parameters", Map.of("max-bandwidth", 4 << 20));
+            String uri = "unix:" + dir.resolve("k1.sock");
+            d1.exec("migrate-incoming", Map.of("uri", uri));
+            src.exec("migrate", Map.of("uri", uri));
+            src.awaitMigration(s -> s.equals("active"), Duration.ofSeconds(10));
+            Thread.sleep(1000);
+            d1.kill();
+            JsonNode failed = src.awaitMigration(VmProcess::isFinal, Duration.ofSeconds(30));
+            assertThat(failed.path("status").asText()).as(failed.toString()).isEqualTo("failed");
+            assertThat(failed.path("error-desc").asText()).isNotEmpty();
+            assertThat(src.status()).isEqualTo("running");
+            assertThat(src.exec("x-jmigrate-query-workload").path("ok").asBoolean()).isTrue();
+            try (VmProcess d2 = VmProcess.start(dir, "kd2", "-m", "64M", "--workload", WL, "--incoming", "defer")) {
+                configure(src, h);
+                configure(d2, h);
+                String uri2 = "unix:" + dir.resolve("k2.sock");
+                d2.exec("migrate-incoming", Map.of("uri", uri2));
+                src.exec("migrate", Map.of("uri", uri2));
+                assertMigrated(h, src, d2);
+            }
         }
     }
 
