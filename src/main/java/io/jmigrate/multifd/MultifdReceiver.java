@@ -111,8 +111,10 @@ public final class MultifdReceiver implements AutoCloseable {
             connected.release();
             return init.id();
         } catch (RuntimeException e) {
-            closeQuietly(ch);
+            // record first, then close: the source sees the closed channel, fails and closes the
+            // main channel, and the truncated main stream must not become the first error
             fail(e);
+            closeQuietly(ch);
             throw error();
         }
     }

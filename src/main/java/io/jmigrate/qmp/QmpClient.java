@@ -39,16 +39,21 @@ public final class QmpClient implements AutoCloseable {
     private final JsonNode greeting;
     private final String address;
     private volatile Duration timeout = Duration.ofSeconds(30);
+    /** Why the connection ended (set by the reader thread), or null while it is open. */
+    private volatile String closedReason;
+    private static final Duration GREETING_TIMEOUT = Duration.ofSeconds(10);
 
-    private QmpClient(SocketChannel channel, String address) throws IOException {
+    private QmpClient(SocketChannel channel, String address, Duration greetingTimeout) throws IOException {
         this.channel = channel;
         this.address = address;
         this.out = Channels.newOutputStream(channel);
         InputStream in = Channels.newInputStream(channel);
-        MappingIterator<JsonNode> it = QmpServer.JSON.readerFor(JsonNode.class).readValues(in);
         BlockingQueue<JsonNode> first = new LinkedBlockingQueue<>();
         Thread reader = new Thread(() -> {
-            try {
+            String why = "the server closed the connection";
+            // readValues reads the first token, so it runs here: a server that accepts but never
+            // greets must not block the connecting thread past the greeting timeout
+            try (MappingIterator<JsonNode> it = QmpServer.JSON.readerFor(JsonNode.class).readValues(in)) {
                 boolean greeted = false;
                 while (it.hasNextValue()) {
                     JsonNode n = it.nextValue();
@@ -62,25 +67,41 @@ public final class QmpClient implements AutoCloseable {
                     }
                 }
             } catch (IOException | RuntimeException e) {
-                // connection closed
+                why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
             }
+            closedReason = why;
             replies.add(QmpServer.JSON.createObjectNode().put("closed", true));
         }, "qmp-client/" + address);
         reader.setDaemon(true);
         reader.start();
         try {
-            greeting = first.poll(10, TimeUnit.SECONDS);
+            greeting = first.poll(greetingTimeout.toMillis(), TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted");
         }
         if (greeting == null || !greeting.has("QMP")) {
-            throw new IOException("no QMP greeting from " + address);
+            throw new IOException(greeting == null && closedReason == null
+                    ? "no QMP greeting within " + Durations.human(greetingTimeout)
+                    : "no QMP greeting (" + (closedReason != null ? closedReason : "got " + greeting) + ")");
         }
     }
 
     /** Connects to {@code unix:PATH}, {@code tcp:HOST:PORT} or a bare path, and negotiates. */
     public static QmpClient connect(String address) {
+        return connect(address, GREETING_TIMEOUT);
+    }
+
+    static QmpClient connect(String address, Duration greetingTimeout) {
+        return open(address, greetingTimeout, true);
+    }
+
+    /** Connects and reads the greeting, without negotiating (tests of the negotiation rules). */
+    static QmpClient connectUnnegotiated(String address) {
+        return open(address, GREETING_TIMEOUT, false);
+    }
+
+    private static QmpClient open(String address, Duration greetingTimeout, boolean negotiate) {
         try {
             SocketChannel ch;
             if (address.startsWith("tcp:")) {
@@ -93,9 +114,16 @@ public final class QmpClient implements AutoCloseable {
                 String p = address.startsWith("unix:") ? address.substring(5) : address;
                 ch = SocketChannel.open(UnixDomainSocketAddress.of(p));
             }
-            QmpClient c = new QmpClient(ch, address);
-            c.execute("qmp_capabilities", null);
-            return c;
+            try {
+                QmpClient c = new QmpClient(ch, address, greetingTimeout);
+                if (negotiate) {
+                    c.execute("qmp_capabilities", null);
+                }
+                return c;
+            } catch (IOException | RuntimeException e) {
+                ch.close(); // a failed attempt must not keep a session open on the server
+                throw e;
+            }
         } catch (IOException | RuntimeException e) {
             if (e instanceof MigrationException me) {
                 throw me;
@@ -114,18 +142,46 @@ public final class QmpClient implements AutoCloseable {
 
     /** Sends one raw JSON text and returns the raw reply (tests of error shapes). */
     public JsonNode raw(String json) {
+        send(json);
+        return awaitReply(r -> true);
+    }
+
+    private void send(String json) {
         try {
             synchronized (out) {
                 out.write((json + "\n").getBytes(StandardCharsets.UTF_8));
                 out.flush();
             }
-            JsonNode r = replies.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
-            if (r == null) {
-                throw new MigrationException(Category.TIMEOUT, "no QMP reply from " + address + " within " + Durations.human(timeout));
-            }
-            return r;
         } catch (IOException e) {
-            throw new MigrationException(Category.IO, "QMP connection to " + address + " failed: " + e.getMessage(), e);
+            String why = closedReason;
+            throw new MigrationException(Category.IO, "QMP connection to " + address + " failed: " + e.getMessage()
+                    + (why == null ? "" : " (connection ended: " + why + ")"), e);
+        }
+    }
+
+    /**
+     * The next reply that {@code mine} accepts; others (late replies to commands that timed out)
+     * are dropped. The "closed" marker is returned, and kept for later calls, once the
+     * connection ended.
+     */
+    private JsonNode awaitReply(Predicate<JsonNode> mine) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try {
+            while (true) {
+                long left = deadline - System.nanoTime();
+                JsonNode r = left > 0 ? replies.poll(left, TimeUnit.NANOSECONDS) : null;
+                if (r == null) {
+                    throw new MigrationException(Category.TIMEOUT, "no QMP reply from " + address + " within "
+                            + Durations.human(timeout));
+                }
+                if (r.has("closed")) {
+                    replies.add(r); // every later call fails at once, too
+                    return r;
+                }
+                if (mine.test(r)) {
+                    return r;
+                }
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new MigrationException(Category.CANCELLED, "interrupted");
@@ -141,9 +197,12 @@ public final class QmpClient implements AutoCloseable {
         }
         long id = ids.incrementAndGet();
         req.put("id", id);
-        JsonNode r = raw(req.toString());
+        send(req.toString());
+        // a reply without an id answers input the server could not parse: ours is well-formed
+        JsonNode r = awaitReply(n -> !n.has("id") || n.get("id").asLong() == id);
         if (r.has("closed")) {
-            throw new MigrationException(Category.IO, "QMP connection to " + address + " closed");
+            throw new MigrationException(Category.IO, "QMP connection to " + address + " closed during '" + command
+                    + "' (" + closedReason + ")");
         }
         return r;
     }

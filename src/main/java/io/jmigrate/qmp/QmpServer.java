@@ -41,6 +41,7 @@ public final class QmpServer implements EventSink, AutoCloseable {
     private final Path unixPath;
     private final Supplier<QmpDispatcher> dispatcher;
     private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
+    private static final java.util.concurrent.atomic.AtomicLong SESSION_IDS = new java.util.concurrent.atomic.AtomicLong();
     private volatile boolean closed;
 
     /** Binds {@code unix:PATH} or {@code tcp:HOST:PORT} (port 0 picks a free port). */
@@ -139,6 +140,7 @@ public final class QmpServer implements EventSink, AutoCloseable {
     private final class Session implements Runnable {
         private final SocketChannel channel;
         private final OutputStream out;
+        private final long id = SESSION_IDS.incrementAndGet();
         private volatile boolean negotiated;
 
         Session(SocketChannel channel) {
@@ -147,10 +149,17 @@ public final class QmpServer implements EventSink, AutoCloseable {
         }
 
         synchronized void send(JsonNode n) {
+            if (!channel.isOpen()) {
+                return;
+            }
             try {
                 out.write((n.toString() + "\r\n").getBytes(StandardCharsets.UTF_8));
                 out.flush();
             } catch (IOException e) {
+                // the client went away (or stopped reading and the socket failed): say so, as the
+                // session ends here and the client sees only a closed connection
+                System.err.println("jmigrate: QMP session " + id + " closed: sending "
+                        + (n.has("event") ? "event " + n.get("event").asText() : "a reply") + " failed: " + e);
                 close();
             }
         }
@@ -195,6 +204,11 @@ public final class QmpServer implements EventSink, AutoCloseable {
                 }
             } catch (IOException e) {
                 // the client went away
+            } catch (RuntimeException | Error e) {
+                // never silently: the client only sees its connection drop
+                System.err.println("jmigrate: QMP session " + id + " failed and is closed: " + e);
+                e.printStackTrace();
+                throw e;
             } finally {
                 close();
             }
@@ -242,7 +256,10 @@ public final class QmpServer implements EventSink, AutoCloseable {
                 return reply;
             } catch (QmpError e) {
                 return error(id, e);
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | LinkageError | AssertionError | StackOverflowError e) {
+                // a failing command gets an error reply and the session goes on, as in QEMU
+                System.err.println("jmigrate: QMP command " + req.path("execute") + " failed internally: " + e);
+                e.printStackTrace();
                 return error(id, QmpError.generic("internal error: " + e));
             }
         }

@@ -49,9 +49,10 @@ class LiveMigrationIT {
         String wl = "dirty-rate=50,pattern=increment";
         try (VmProcess a = VmProcess.start(dir, "a", "-m", "256M", "--workload", wl);
              VmProcess b = VmProcess.start(dir, "b", "-m", "256M", "--workload", wl, "--incoming",
-                     "tcp:127.0.0.1:0".replace(":0", ":" + freePort()))) {
-            Thread.sleep(500);
-            String uri = Files.readString(b.log).replaceAll("(?s).*waiting for an incoming migration on (\\S+).*", "$1");
+                     "tcp:127.0.0.1:0")) {
+            // port 0: the VM binds a free port and logs it (a port probed here could be taken meanwhile)
+            String uri = b.awaitLog("waiting for an incoming migration on (\\S+)", Duration.ofSeconds(30));
+            assertThat(uri).startsWith("tcp:127.0.0.1:").doesNotEndWith(":0");
             a.exec("migrate", Map.of("uri", uri));
             JsonNode pass = a.qmp.awaitEvent(e -> e.path("event").asText().equals("MIGRATION_PASS"),
                     Duration.ofSeconds(30));
@@ -153,12 +154,6 @@ class LiveMigrationIT {
             assertThat(info.path("status").asText()).as(info.toString()).isEqualTo("completed");
             assertThat(dst.exec("x-jmigrate-query-digest").path("incoming").asText()).isEqualTo(digest);
             assertThat(dst.status()).isEqualTo("paused");
-        }
-    }
-
-    private static int freePort() throws Exception {
-        try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
-            return s.getLocalPort();
         }
     }
 }

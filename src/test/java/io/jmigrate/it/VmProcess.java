@@ -1,6 +1,7 @@
 package io.jmigrate.it;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.jmigrate.common.MigrationException;
 import io.jmigrate.qmp.QmpClient;
 
 import java.io.IOException;
@@ -15,12 +16,14 @@ import java.util.function.Predicate;
 
 /** A {@code jmigrate vm} process started from {@code target/jmigrate.jar}, driven over QMP. */
 final class VmProcess implements AutoCloseable {
+    final String name;
     final Path qmpPath;
     final Process process;
     final Path log;
     final QmpClient qmp;
 
-    private VmProcess(Path qmpPath, Process process, Path log, QmpClient qmp) {
+    private VmProcess(String name, Path qmpPath, Process process, Path log, QmpClient qmp) {
+        this.name = name;
         this.qmpPath = qmpPath;
         this.process = process;
         this.log = log;
@@ -87,17 +90,61 @@ final class VmProcess implements AutoCloseable {
             }
         }
         // an incoming migration from a file may already be loading; then this is refused (and not needed)
-        c.call("migrate-set-capabilities", Map.of("capabilities",
-                List.of(Map.of("capability", "events", "state", true))));
-        return new VmProcess(qmp, p, log, c);
+        try {
+            c.call("migrate-set-capabilities", Map.of("capabilities",
+                    List.of(Map.of("capability", "events", "state", true))));
+        } catch (MigrationException e) {
+            c.close();
+            p.destroyForcibly();
+            throw new AssertionError("vm " + name + ": QMP failed right after connecting: " + e.getMessage() + "\n"
+                    + Files.readString(log), e);
+        }
+        return new VmProcess(name, qmp, p, log, c);
     }
 
     JsonNode exec(String cmd) {
-        return qmp.execute(cmd, null);
+        return exec(cmd, null);
     }
 
+    /**
+     * Executes a QMP command. If the connection fails, the error says whether the VM process is
+     * still alive (and if not, its exit code and signal) and shows its log: a dropped QMP
+     * session and a dead process look the same from the client's side.
+     */
     JsonNode exec(String cmd, Map<String, ?> args) {
-        return qmp.execute(cmd, args);
+        try {
+            return qmp.execute(cmd, args);
+        } catch (MigrationException e) {
+            if (e.category() == MigrationException.Category.STATE) {
+                throw e; // a QMP error reply: the connection is fine
+            }
+            throw new AssertionError("vm " + name + ": QMP '" + cmd + "' failed: " + e.getMessage() + "\n"
+                    + describeProcess(), e);
+        }
+    }
+
+    /** Whether the process runs (or how it ended), and its log. */
+    String describeProcess() {
+        String state;
+        try {
+            if (process.waitFor(2, TimeUnit.SECONDS)) {
+                int rc = process.exitValue();
+                state = "the vm process (pid " + process.pid() + ") has exited with code " + rc
+                        + (rc > 128 ? " (signal " + (rc - 128) + ")" : "");
+            } else {
+                state = "the vm process (pid " + process.pid() + ") is still running";
+            }
+        } catch (InterruptedException ie) {
+            Thread.currentThread().interrupt();
+            state = "interrupted while checking the vm process";
+        }
+        String text;
+        try {
+            text = Files.readString(log);
+        } catch (IOException io) {
+            text = "(cannot read " + log + ": " + io.getMessage() + ")";
+        }
+        return state + "; its log:\n" + text;
     }
 
     String status() {
@@ -106,6 +153,23 @@ final class VmProcess implements AutoCloseable {
 
     String migrationStatus() {
         return exec("query-migrate").path("status").asText();
+    }
+
+    /** Waits until the log has a match of {@code regex} and returns its group 1. */
+    String awaitLog(String regex, Duration within) throws Exception {
+        java.util.regex.Pattern pat = java.util.regex.Pattern.compile(regex);
+        long deadline = System.nanoTime() + within.toNanos();
+        while (true) {
+            java.util.regex.Matcher m = pat.matcher(Files.readString(log));
+            if (m.find()) {
+                return m.group(1);
+            }
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("vm " + name + ": no '" + regex + "' in its log after " + within + "; "
+                        + describeProcess());
+            }
+            Thread.sleep(50);
+        }
     }
 
     /** Polls query-migrate until its status satisfies {@code done}; returns the final answer. */

@@ -81,15 +81,7 @@ class QmpServerTest {
     }
 
     private QmpClient rawClient() {
-        try {
-            java.lang.reflect.Constructor<QmpClient> c = QmpClient.class.getDeclaredConstructor(
-                    java.nio.channels.SocketChannel.class, String.class);
-            c.setAccessible(true);
-            return c.newInstance(java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(
-                    server.address().substring(5))), server.address());
-        } catch (ReflectiveOperationException | java.io.IOException e) {
-            throw new AssertionError(e);
-        }
+        return QmpClient.connectUnnegotiated(server.address());
     }
 
     @Test
