@@ -378,7 +378,34 @@ public final class IncomingMigration implements Runnable {
         if (s == MigrationStatus.FAILED && e != null) {
             m.put("error-desc", e.getMessage());
         }
+        socketAddress().ifPresent(a -> m.put("socket-address", List.of(a)));
         return m;
+    }
+
+    /**
+     * QEMU's {@code socket-address} (since 4.0): where the destination listens, with the real
+     * port when {@code tcp:HOST:0} was asked, so that a client need not guess a free port.
+     */
+    private java.util.Optional<Map<String, Object>> socketAddress() {
+        if (listener.isFile()) {
+            return java.util.Optional.empty();
+        }
+        Map<String, Object> a = new LinkedHashMap<>();
+        switch (MigrationUri.parse(listener.boundUri())) {
+            case MigrationUri.Tcp t -> {
+                a.put("type", "inet");
+                a.put("host", t.host());
+                a.put("port", String.valueOf(t.port()));
+            }
+            case MigrationUri.Unix u -> {
+                a.put("type", "unix");
+                a.put("path", u.path().toString());
+            }
+            case MigrationUri.File f -> {
+                return java.util.Optional.empty();
+            }
+        }
+        return java.util.Optional.of(a);
     }
 
     long createdMillis() {

@@ -28,6 +28,7 @@ import java.util.function.Function;
  *    "arguments": {"capabilities": [{"capability": "events", "state": true}]}}
  * → {"execute": "migrate-set-parameters", "arguments": {"downtime-limit": 500, "max-bandwidth": 1073741824}}
  * → {"execute": "query-migrate"}   ← {"return": {"status": "active", "total-time": 812, "ram": {…}, …}}
+ *   (on a destination also "socket-address": [{"type": "inet", "host": "127.0.0.1", "port": "4444"}])
  * → {"execute": "query-migrate-capabilities"}   ← {"return": [{"capability": "xbzrle", "state": false}, …]}
  * → {"execute": "query-migrate-parameters"}     ← {"return": {"downtime-limit": 300, …}}
  * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": ""}}

@@ -13,7 +13,6 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -141,10 +140,17 @@ class QemuInteropIT {
         return HexFormat.of().formatHex(md.digest());
     }
 
-    static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
+    /**
+     * The port a destination listening on {@code tcp:127.0.0.1:0} really bound, from its
+     * query-migrate {@code socket-address} (QEMU since 4.0, and jmigrate). A port probed here
+     * beforehand could be taken by another process before the destination binds it.
+     */
+    static int incomingPort(JsonNode queryMigrate) {
+        JsonNode a = queryMigrate.path("socket-address").path(0);
+        assertThat(a.path("type").asText()).as("socket-address in %s", queryMigrate).isEqualTo("inet");
+        int port = Integer.parseInt(a.path("port").asText());
+        assertThat(port).isPositive();
+        return port;
     }
 
     static Map<String, Object> caps(boolean multifd) {
@@ -182,7 +188,6 @@ class QemuInteropIT {
     @MethodSource("matrix")
     void qemuToJmigrate(Flavor flavor, int channels, boolean running) throws Exception {
         Path srcRam = ramImage(true);
-        int port = freePort();
         List<String> args = new ArrayList<>(List.of("--machine", "none", "-m", MIB + "M", "--incoming", "defer"));
         args.addAll(jmigrateGlobals(flavor));
         VmProcess dst = jmigrate("jm-dst", args.toArray(String[]::new));
@@ -190,7 +195,8 @@ class QemuInteropIT {
         if (channels > 0) {
             dst.exec("migrate-set-parameters", Map.of("multifd-channels", channels));
         }
-        dst.exec("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:" + port));
+        dst.exec("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:0"));
+        int port = incomingPort(dst.exec("query-migrate", null));
 
         QemuProcess src = qemu(flavor, "qemu-src", "none", srcRam, null);
         src.exec("migrate-set-capabilities", caps(channels > 0));
@@ -222,14 +228,14 @@ class QemuInteropIT {
     void jmigrateToQemu(Flavor flavor, int channels, boolean running) throws Exception {
         Path srcRam = ramImage(true);
         Path dstRam = ramImage(false);
-        int port = freePort();
 
         QemuProcess dst = qemu(flavor, "qemu-dst", "none", dstRam, "defer");
         dst.exec("migrate-set-capabilities", caps(channels > 0));
         if (channels > 0) {
             dst.exec("migrate-set-parameters", Map.of("multifd-channels", channels));
         }
-        dst.exec("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:" + port));
+        dst.exec("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:0"));
+        int port = incomingPort(dst.exec("query-migrate", null));
 
         List<String> args = new ArrayList<>(List.of("--machine", "none", "-m", MIB + "M",
                 "--memory-backend", "file=" + srcRam + ",share=on"));

@@ -81,7 +81,6 @@ class QemuMismatchIT {
                                    String... extra) throws Exception {
         Path srcRam = ram(srcMib);
         byte[] before = Files.readAllBytes(srcRam);
-        int port = QemuInteropIT.freePort();
         VmProcess dst = VmProcess.start(dir, "jm-dst", "--machine", "none", "-m", dstMib + "M",
                 "--incoming", "defer");
         procs.add(dst);
@@ -96,7 +95,8 @@ class QemuMismatchIT {
         if (dstChannels > 0) {
             dst.exec("migrate-set-parameters", Map.of("multifd-channels", dstChannels, "x-multifd-timeout", 5000));
         }
-        dst.exec("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:" + port));
+        dst.exec("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:0"));
+        int port = QemuInteropIT.incomingPort(dst.exec("query-migrate"));
         QemuProcess src = QemuProcess.start(Flavor.HOST, shmDir, "qemu-src", machine, srcMib, srcRam, null, extra);
         procs.add(src);
         src.exec("migrate-set-capabilities", caps);

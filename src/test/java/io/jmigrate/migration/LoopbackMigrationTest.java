@@ -71,6 +71,23 @@ class LoopbackMigrationTest {
     }
 
     @Test
+    @SuppressWarnings("unchecked")
+    void incomingQueryMigrateShowsTheBoundSocketAddress() throws Exception {
+        try (Vm dst = new Vm(cfg(4, false, null, MachineType.DEFAULT), true)) {
+            IncomingMigration in = new MigrationManager(dst, (e, d) -> { }).startIncoming("tcp:127.0.0.1:0", false);
+            try {
+                List<Map<String, Object>> sa = (List<Map<String, Object>>) in.info().get("socket-address");
+                assertThat(sa).hasSize(1);
+                assertThat(sa.getFirst()).containsEntry("type", "inet").containsEntry("host", "127.0.0.1");
+                assertThat(sa.getFirst().get("port")).isNotEqualTo("0");
+                assertThat(in.boundUri()).isEqualTo("tcp:127.0.0.1:" + sa.getFirst().get("port"));
+            } finally {
+                in.cancel();
+            }
+        }
+    }
+
+    @Test
     void fileSaveOfPausedVmRestoresEqualDigest() throws Exception {
         try (Vm src = new Vm(cfg(8, true, null, MachineType.NONE), false);
              Vm dst = new Vm(cfg(8, false, null, MachineType.NONE), true)) {
