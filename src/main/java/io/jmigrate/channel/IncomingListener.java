@@ -1,5 +1,6 @@
 package io.jmigrate.channel;
 
+import io.jmigrate.common.Durations;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 
@@ -106,7 +107,7 @@ public final class IncomingListener implements AutoCloseable {
                     long left = (deadline - System.nanoTime()) / 1_000_000;
                     if (left <= 0) {
                         throw new MigrationException(Category.TIMEOUT, "no connection on " + bound.text()
-                                + " within " + timeout);
+                                + " within " + Durations.human(timeout));
                     }
                     sel.select(left);
                 }
@@ -146,7 +147,7 @@ public final class IncomingListener implements AutoCloseable {
                     if (magic.hasRemaining()) {
                         if (left <= 0) {
                             throw new MigrationException(Category.TIMEOUT, desc + " sent only " + magic.position()
-                                    + " of its first 4 bytes within " + timeout);
+                                    + " of its first 4 bytes within " + Durations.human(timeout));
                         }
                         sel.select(left);
                     }

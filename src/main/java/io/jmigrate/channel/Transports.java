@@ -1,5 +1,6 @@
 package io.jmigrate.channel;
 
+import io.jmigrate.common.Durations;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 
@@ -38,7 +39,7 @@ public final class Transports {
                         long left = (deadline - System.nanoTime()) / 1_000_000;
                         if (left <= 0) {
                             throw new MigrationException(Category.TIMEOUT, "connecting to " + uri.text()
-                                    + " timed out after " + timeout);
+                                    + " timed out after " + Durations.human(timeout));
                         }
                         sel.select(left);
                     }

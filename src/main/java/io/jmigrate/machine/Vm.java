@@ -286,6 +286,11 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         if (workload != null) {
             workload.shutdown();
         }
-        arena.close();
+        try {
+            arena.close();
+        } catch (IllegalStateException busy) {
+            // quit while a migration thread still holds guest RAM (QEMU's quit does not wait for it
+            // either): the memory goes with the process, which is exiting
+        }
     }
 }

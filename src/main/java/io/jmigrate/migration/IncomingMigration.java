@@ -1,5 +1,6 @@
 package io.jmigrate.migration;
 
+import io.jmigrate.common.Durations;
 import io.jmigrate.channel.MigrationUri;
 
 import io.jmigrate.common.FirstError;
@@ -299,7 +300,7 @@ public final class IncomingMigration implements Runnable {
                 error.throwIfSet();
                 if (System.nanoTime() > deadline) {
                     throw new MigrationException(Category.TIMEOUT, "the main channel did not arrive on "
-                            + listener.boundUri() + " within " + timeout + " of the first connection (multifd is on "
+                            + listener.boundUri() + " within " + Durations.human(timeout) + " of the first connection (multifd is on "
                             + "here: is it on at the source, with the same multifd-channels?)");
                 }
             }

@@ -1,5 +1,6 @@
 package io.jmigrate.multifd;
 
+import io.jmigrate.common.Durations;
 import io.jmigrate.common.FirstError;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
@@ -142,7 +143,7 @@ public final class MultifdReceiver implements AutoCloseable {
                             }
                         }
                         fail(new MigrationException(Category.TIMEOUT, "multifd channel(s) " + missing
-                                + " did not connect within " + timeout + " (expected " + cfg.channels()
+                                + " did not connect within " + Durations.human(timeout) + " (expected " + cfg.channels()
                                 + " channel(s))"));
                         throw error();
                     }

@@ -1,5 +1,6 @@
 package io.jmigrate.multifd;
 
+import io.jmigrate.common.Durations;
 import io.jmigrate.common.FirstError;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
@@ -300,7 +301,7 @@ public final class MultifdSender implements AutoCloseable {
                         long left = deadline - System.nanoTime();
                         if (!c.thread.join(java.time.Duration.ofNanos(Math.max(left, 1)))) {
                             fail(new MigrationException(Category.TIMEOUT, "multifd channel " + c.id
-                                    + " did not stop within " + cfg.timeout()));
+                                    + " did not stop within " + Durations.human(cfg.timeout())));
                         }
                     } catch (InterruptedException e) {
                         Thread.currentThread().interrupt();

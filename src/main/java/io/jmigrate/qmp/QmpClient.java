@@ -1,5 +1,6 @@
 package io.jmigrate.qmp;
 
+import io.jmigrate.common.Durations;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -120,7 +121,7 @@ public final class QmpClient implements AutoCloseable {
             }
             JsonNode r = replies.poll(timeout.toMillis(), TimeUnit.MILLISECONDS);
             if (r == null) {
-                throw new MigrationException(Category.TIMEOUT, "no QMP reply from " + address + " within " + timeout);
+                throw new MigrationException(Category.TIMEOUT, "no QMP reply from " + address + " within " + Durations.human(timeout));
             }
             return r;
         } catch (IOException e) {

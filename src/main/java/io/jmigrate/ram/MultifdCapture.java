@@ -1,5 +1,6 @@
 package io.jmigrate.ram;
 
+import io.jmigrate.common.Durations;
 import io.jmigrate.common.FirstError;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
@@ -287,7 +288,7 @@ public final class MultifdCapture implements RamLoadSink, AutoCloseable {
         }
         if (!rx.awaitEnd(timeout)) {
             errors.throwIfSet();
-            throw new MigrationException(Category.TIMEOUT, "multifd channel files did not end within " + timeout
+            throw new MigrationException(Category.TIMEOUT, "multifd channel files did not end within " + Durations.human(timeout)
                     + " after the main channel's last MULTIFD_FLUSH (more packets after the last SYNC?)");
         }
         errors.throwIfSet();

@@ -54,7 +54,8 @@ class QemuInteropIT {
         List<Arguments> out = new ArrayList<>();
         for (Flavor f : Flavor.available()) {
             for (int ch : new int[] {0, 2, 4}) {
-                out.add(Arguments.of(f, ch));
+                // the 2-channel case migrates a running guest, the others a paused one
+                out.add(Arguments.of(f, ch, ch == 2));
             }
         }
         return out.stream();
@@ -177,9 +178,9 @@ class QemuInteropIT {
         return q;
     }
 
-    @ParameterizedTest(name = "{0} -> jmigrate, multifd channels {1}")
+    @ParameterizedTest(name = "{0} -> jmigrate, multifd channels {1}, running {2}")
     @MethodSource("matrix")
-    void qemuToJmigrate(Flavor flavor, int channels) throws Exception {
+    void qemuToJmigrate(Flavor flavor, int channels, boolean running) throws Exception {
         Path srcRam = ramImage(true);
         int port = freePort();
         List<String> args = new ArrayList<>(List.of("--machine", "none", "-m", MIB + "M", "--incoming", "defer"));
@@ -198,6 +199,9 @@ class QemuInteropIT {
             params.put("multifd-channels", channels);
         }
         src.exec("migrate-set-parameters", params);
+        if (running) {
+            src.exec("cont", null);
+        }
         src.exec("migrate", Map.of("uri", "tcp:127.0.0.1:" + port));
 
         JsonNode s = src.awaitMigration(VmProcess::isFinal, Duration.ofSeconds(120));
@@ -206,15 +210,16 @@ class QemuInteropIT {
         assertThat(d.path("status").asText()).as("jmigrate destination: %s\n%s", d, Files.readString(dst.log))
                 .isEqualTo("completed");
         assertThat(dst.exec("x-jmigrate-query-digest").path("incoming").asText()).isEqualTo(jmigrateDigest(srcRam));
-        assertThat(dst.status()).isEqualTo("prelaunch");
+        // the destination follows the source's run state (globalstate)
+        assertThat(dst.status()).isEqualTo(running ? "running" : "prelaunch");
         if (channels > 0) {
             assertThat(s.path("ram").path("multifd-bytes").asLong()).isPositive();
         }
     }
 
-    @ParameterizedTest(name = "jmigrate -> {0}, multifd channels {1}")
+    @ParameterizedTest(name = "jmigrate -> {0}, multifd channels {1}, running {2}")
     @MethodSource("matrix")
-    void jmigrateToQemu(Flavor flavor, int channels) throws Exception {
+    void jmigrateToQemu(Flavor flavor, int channels, boolean running) throws Exception {
         Path srcRam = ramImage(true);
         Path dstRam = ramImage(false);
         int port = freePort();
@@ -226,8 +231,11 @@ class QemuInteropIT {
         }
         dst.exec("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:" + port));
 
-        List<String> args = new ArrayList<>(List.of("--machine", "none", "-m", MIB + "M", "-S",
+        List<String> args = new ArrayList<>(List.of("--machine", "none", "-m", MIB + "M",
                 "--memory-backend", "file=" + srcRam + ",share=on"));
+        if (!running) {
+            args.add("-S");
+        }
         args.addAll(jmigrateGlobals(flavor));
         VmProcess src = jmigrate("jm-src", args.toArray(String[]::new));
         src.exec("migrate-set-capabilities", caps(channels > 0));
@@ -247,7 +255,7 @@ class QemuInteropIT {
         assertThat(s.path("status").asText()).as("jmigrate source: %s\n%s", s, Files.readString(src.log))
                 .isEqualTo("completed");
         assertThat(d.path("status").asText()).as("QEMU destination: %s\n%s", d, dst.logText()).isEqualTo("completed");
-        assertThat(dst.exec("query-status", null).path("status").asText()).isEqualTo("prelaunch");
+        assertThat(dst.exec("query-status", null).path("status").asText()).isEqualTo(running ? "running" : "prelaunch");
         assertThat(sha256(dstRam)).isEqualTo(sha256(srcRam));
     }
 }

@@ -73,19 +73,36 @@ class QemuMismatchIT {
      * into {@code jmigrate vm --machine none -m dstMib}; returns the destination's error-desc.
      */
     String migrateExpectingFailure(String machine, int srcMib, int dstMib, String... extra) throws Exception {
+        return migrateExpectingFailure(machine, srcMib, dstMib, 0, 0, extra);
+    }
+
+    /** As above, with multifd when {@code srcChannels > 0} (QEMU) / {@code dstChannels > 0} (jmigrate). */
+    String migrateExpectingFailure(String machine, int srcMib, int dstMib, int srcChannels, int dstChannels,
+                                   String... extra) throws Exception {
         Path srcRam = ram(srcMib);
         byte[] before = Files.readAllBytes(srcRam);
         int port = QemuInteropIT.freePort();
         VmProcess dst = VmProcess.start(dir, "jm-dst", "--machine", "none", "-m", dstMib + "M",
-                "--incoming", "tcp:127.0.0.1:" + port);
+                "--incoming", "defer");
         procs.add(dst);
         // with a return path the source learns that the destination refused (as with QEMU on both ends)
-        Map<String, Object> caps = Map.of("capabilities", List.of(Map.of("capability", "events", "state", true),
+        List<Map<String, Object>> capList = new ArrayList<>(List.of(Map.of("capability", "events", "state", true),
                 Map.of("capability", "return-path", "state", true)));
+        if (srcChannels > 0) {
+            capList.add(Map.of("capability", "multifd", "state", true));
+        }
+        Map<String, Object> caps = Map.of("capabilities", capList);
         dst.exec("migrate-set-capabilities", caps);
+        if (dstChannels > 0) {
+            dst.exec("migrate-set-parameters", Map.of("multifd-channels", dstChannels, "x-multifd-timeout", 5000));
+        }
+        dst.exec("migrate-incoming", Map.of("uri", "tcp:127.0.0.1:" + port));
         QemuProcess src = QemuProcess.start(Flavor.HOST, shmDir, "qemu-src", machine, srcMib, srcRam, null, extra);
         procs.add(src);
         src.exec("migrate-set-capabilities", caps);
+        if (srcChannels > 0) {
+            src.exec("migrate-set-parameters", Map.of("multifd-channels", srcChannels));
+        }
         src.exec("migrate", Map.of("uri", "tcp:127.0.0.1:" + port));
 
         JsonNode d = dst.awaitMigration(VmProcess::isFinal, Duration.ofSeconds(60));
@@ -117,6 +134,18 @@ class QemuMismatchIT {
         // -M none plus one vCPU: QEMU then also migrates the CPU's sections, which jmigrate's none lacks
         String err = migrateExpectingFailure("none", 64, 64, "-device", "qemu64-x86_64-cpu,apic-id=0");
         assertThat(err).containsIgnoringCase("unknown").containsAnyOf("cpu", "apic");
+    }
+
+    @Test
+    void moreChannelsOnTheSource() throws Exception {
+        String err = migrateExpectingFailure("none", 64, 64, 4, 2);
+        assertThat(err).containsPattern("channel id [23] is out of range").contains("expects 2 channel");
+    }
+
+    @Test
+    void fewerChannelsOnTheSource() throws Exception {
+        String err = migrateExpectingFailure("none", 64, 64, 2, 4);
+        assertThat(err).contains("channel").contains("multifd channel(s) 2, 3 did not connect within 5 s (expected 4 channel(s))");
     }
 
     @Test

@@ -90,7 +90,8 @@ final class QemuProcess implements AutoCloseable {
     }
 
     /**
-     * Starts QEMU paused (-S) with {@code sizeMiB} of RAM backed by {@code ramFile} (share=on).
+     * Starts QEMU with {@code sizeMiB} of RAM backed by {@code ramFile} (share=on): a source paused
+     * (-S), a destination without -S so that it follows the source's run state.
      *
      * @param machine  e.g. "none" (the interop guest) or "pc"
      * @param incoming an {@code -incoming} URI ("defer"), or null for a source
@@ -110,10 +111,13 @@ final class QemuProcess implements AutoCloseable {
                 "-nodefaults", "-m", sizeMiB + "M",
                 "-object", "memory-backend-file,id=" + (machine.equals("none") ? "ram" : "pc.ram") + ",size=" + sizeMiB
                         + "M,mem-path=" + ramFile + ",share=on",
-                "-nographic", "-serial", "null", "-monitor", "none", "-S", "-name", name,
+                "-nographic", "-serial", "null", "-monitor", "none", "-name", name,
                 "-qmp", "unix:" + sock + ",server=on,wait=off"));
         if (incoming != null) {
+            // no -S: the destination takes the source's run state (a running source resumes it)
             cmd.addAll(List.of("-incoming", incoming));
+        } else {
+            cmd.add("-S");
         }
         cmd.addAll(List.of(extra));
         Path log = workDir.resolve(name + ".log");

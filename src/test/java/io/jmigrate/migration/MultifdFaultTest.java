@@ -89,7 +89,7 @@ class MultifdFaultTest {
 
     @Test
     void sourceWithFewerChannelsThanTheDestination() throws Exception {
-        run(Fault.NONE, null, 1, "multifd channel(s) 1 did not connect within PT1.5S (expected 2 channel(s))");
+        run(Fault.NONE, null, 1, "multifd channel(s) 1 did not connect within 1.5 s (expected 2 channel(s))");
     }
 
     private void run(Fault fault, UUID dstUuid, String expected) throws Exception {
