@@ -32,6 +32,8 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     private final Workload workload;
     private volatile EventSink events = EventSink.NONE;
     private volatile RunState state;
+    /** Set by a migration whose RAM digest is still running; start() waits for it. */
+    private volatile java.util.concurrent.Future<?> runHold;
     /** Run state when the migration thread stopped the VM (restored on failure, sent in globalstate). */
     private RunState stateBeforeMigration;
     /** Run state the incoming globalstate section carried, or null. */
@@ -87,7 +89,24 @@ public final class Vm implements MigrationSubject, AutoCloseable {
 
     // ---- run state ------------------------------------------------------------------------------
 
+    @Override
+    public synchronized void holdRunUntil(java.util.concurrent.Future<?> done) {
+        runHold = done;
+    }
+
     private void start() {
+        java.util.concurrent.Future<?> hold = runHold;
+        if (hold != null) {
+            try {
+                hold.get(); // the RAM digest after a migration: it must see RAM as it was at completion
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new MigrationException(Category.CANCELLED, "interrupted while waiting for the RAM digest");
+            } catch (java.util.concurrent.ExecutionException e) {
+                // the digest failed; it reads memory only, so running is safe
+            }
+            runHold = null;
+        }
         state = RunState.RUNNING;
         runningSince = System.nanoTime();
         if (workload != null) {

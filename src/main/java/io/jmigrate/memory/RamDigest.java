@@ -5,6 +5,11 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * SHA-256 over all RAM blocks in order (each block's idstr, its length, then its bytes), so that
@@ -33,6 +38,42 @@ public final class RamDigest {
             }
         }
         return HexFormat.of().formatHex(md.digest());
+    }
+
+    /**
+     * Starts {@link #sha256} on a new platform thread named {@code threadName} and returns its
+     * result. Migration uses it to digest RAM after reporting {@code completed}, so the digest
+     * never adds to total-time, downtime or the moment completion is reported; whoever lets the
+     * vCPUs run again waits for it first ({@code MigrationSubject.holdRunUntil}).
+     */
+    public static CompletableFuture<String> sha256Async(List<RamBlock> blocks, String threadName) {
+        CompletableFuture<String> f = new CompletableFuture<>();
+        Thread.ofPlatform().name(threadName).daemon(true).start(() -> {
+            try {
+                f.complete(sha256(blocks));
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            }
+        });
+        return f;
+    }
+
+    /**
+     * The digest of {@code f} once done: waits up to {@code timeout}; null if it failed or did
+     * not finish in time.
+     */
+    public static String await(CompletableFuture<String> f, Duration timeout) {
+        if (f == null) {
+            return null;
+        }
+        try {
+            return f.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return null;
+        } catch (ExecutionException | TimeoutException e) {
+            return null;
+        }
     }
 
     private static byte[] longBytes(long v) {

@@ -70,7 +70,8 @@ public final class IncomingMigration implements Runnable {
     private volatile long totalTimeMs = -1;
     private volatile Transport.Connection connection;
     private volatile QemuFileReader reader;
-    private volatile String digest;
+    /** The RAM digest after loading, computed while completion is reported (null before). */
+    private volatile java.util.concurrent.CompletableFuture<String> digest;
     private volatile boolean cancelRequested;
     private volatile Thread thread;
     private volatile String vmdesc;
@@ -118,8 +119,13 @@ public final class IncomingMigration implements Runnable {
         return state;
     }
 
+    /**
+     * The RAM digest as loaded (SHA-256, see {@link RamDigest}), or null if the load did not
+     * complete. It is computed on {@code mig/dst/digest} once loading is done, before the vCPUs
+     * may run; this waits for it (up to 5 minutes).
+     */
     public String digest() {
-        return digest;
+        return RamDigest.await(digest, OutgoingMigration.DIGEST_WAIT);
     }
 
     public String vmdesc() {
@@ -197,8 +203,13 @@ public final class IncomingMigration implements Runnable {
                 sendReturnPath(c, 1, 0); // SHUT: the source's downtime ends here, before our digest
             }
             c.close();
-            digest = RamDigest.sha256(subject.ramBlocks()); // before the vCPUs resume and change RAM
             totalTimeMs = System.currentTimeMillis() - startMillis;
+            // the digest reads RAM as loaded; the vCPUs wait for it (holdRunUntil) but the
+            // completed status does not when the VM stays paused
+            java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
+                    "mig/dst/digest");
+            digest = sha;
+            subject.holdRunUntil(sha);
             subject.incomingCompleted();
             state.cas(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
         } catch (Throwable t) {

@@ -154,10 +154,19 @@ public final class MigrationManager {
     }
 
     /** {@code x-jmigrate-query-digest}: RAM digests recorded by the last migrations. */
-    public synchronized Map<String, Object> digests() {
+    public Map<String, Object> digests() {
+        OutgoingMigration out;
+        IncomingMigration in;
+        synchronized (this) {
+            out = outgoing;
+            in = incoming;
+        }
+        // a digest still being computed is waited for, outside the lock
+        String o = out == null ? null : out.digest();
+        String i = in == null ? null : in.digest();
         Map<String, Object> m = new LinkedHashMap<>();
-        m.put("outgoing", outgoing == null || outgoing.digest() == null ? "" : outgoing.digest());
-        m.put("incoming", incoming == null || incoming.digest() == null ? "" : incoming.digest());
+        m.put("outgoing", o == null ? "" : o);
+        m.put("incoming", i == null ? "" : i);
         return m;
     }
 }

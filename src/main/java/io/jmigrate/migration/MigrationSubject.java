@@ -66,6 +66,14 @@ public interface MigrationSubject {
     /** The stream was loaded: resume, stay paused (-S), or follow globalstate's run state. */
     void incomingCompleted();
 
+    /**
+     * Keeps the vCPUs from running until {@code done} completes: the RAM digest reads guest
+     * memory after the migration reported {@code completed}, so {@code cont} (and the
+     * destination's automatic resume) wait for it. A subject without vCPUs ignores it.
+     */
+    default void holdRunUntil(java.util.concurrent.Future<?> done) {
+    }
+
     /** Loading failed: the guest stays stopped. */
     void incomingFailed();
 }

@@ -44,6 +44,7 @@ import java.util.function.Supplier;
 public final class OutgoingMigration implements Runnable {
     private static final long BUFFER_DELAY_MS = 100;
     private static final long SHUT_TIMEOUT_S = 60;
+    static final java.time.Duration DIGEST_WAIT = java.time.Duration.ofMinutes(5);
 
     private final MigrationSubject subject;
     private final Supplier<MigrationConfig> liveConfig;
@@ -80,7 +81,8 @@ public final class OutgoingMigration implements Runnable {
     private volatile long pagesPerSecond;
     private volatile long precopyBytes;
     private volatile long downtimeBytes;
-    private volatile String digest;
+    /** The RAM digest, computed after completion is reported (null before switchover). */
+    private volatile java.util.concurrent.CompletableFuture<String> digest;
     private volatile int shutStatus = -1;
 
     OutgoingMigration(MigrationSubject subject, Supplier<MigrationConfig> liveConfig, MigrationUri uri,
@@ -107,9 +109,13 @@ public final class OutgoingMigration implements Runnable {
         return state;
     }
 
-    /** The RAM digest recorded at switchover, or null. */
+    /**
+     * The RAM digest as of the switchover (SHA-256, see {@link RamDigest}), or null if the
+     * migration did not complete. It is computed after {@code completed} is reported; this
+     * waits for it (up to 5 minutes).
+     */
     public String digest() {
-        return digest;
+        return RamDigest.await(digest, DIGEST_WAIT);
     }
 
     public MigrationException error() {
@@ -233,11 +239,20 @@ public final class OutgoingMigration implements Runnable {
             // total-time ends with the stream, as QEMU's; the digest (for tests) is not part of it
             long total = System.currentTimeMillis() - startMillis;
             updateRates(transferred(), total);
-            digest = RamDigest.sha256(subject.ramBlocks());
             totalTimeMs = total;
-            subject.outgoingCompleted();
             driver.cleanup();
+            // the digest (for integrity checks) runs after completion is reported: the VM stays
+            // stopped in postmigrate, and cont waits for it (holdRunUntil)
+            java.util.concurrent.CompletableFuture<String> d = new java.util.concurrent.CompletableFuture<>();
+            digest = d;
+            subject.holdRunUntil(d);
+            subject.outgoingCompleted();
             state.cas(MigrationStatus.DEVICE, MigrationStatus.COMPLETED);
+            try {
+                d.complete(RamDigest.sha256(subject.ramBlocks()));
+            } catch (Throwable t) {
+                d.completeExceptionally(t);
+            }
         } catch (Throwable t) {
             MigrationException e = error.set(t);
             Transport.Connection c = connection;

@@ -33,6 +33,16 @@ public interface RamLoadSink {
      */
     MemorySegment pageTarget(String block, long offset);
 
+    /**
+     * Fast path for sinks that put pages into guest memory: the memory of the whole
+     * {@code block}, into which the reader copies the normal page at its offset (so nothing is
+     * sliced or allocated per page); null (the default) to use {@link #pageTarget} instead. When
+     * this returns a segment, {@link #pageTarget} is not called for the page.
+     */
+    default MemorySegment blockTarget(String block) {
+        return null;
+    }
+
     /** Called after a normal page's bytes were read into the target (or skipped). */
     default void pageLoaded(String block, long offset) {
     }

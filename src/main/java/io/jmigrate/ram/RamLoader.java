@@ -36,6 +36,8 @@ public final class RamLoader implements SaveVmHandlers, RamLoadSink {
     /** null until the setup section's EOS tells the source's flush mode. */
     private Boolean perSection;
     private boolean sawFlush;
+    private String lastBlockName;
+    private MemorySegment lastBlockMemory;
     public volatile long normalPages;
     public volatile long zeroPages;
 
@@ -111,8 +113,23 @@ public final class RamLoader implements SaveVmHandlers, RamLoadSink {
 
     @Override
     public MemorySegment pageTarget(String block, long offset) {
-        normalPages++;
         return blocks.get(block).segment().asSlice(offset, pageSize);
+    }
+
+    /** The page goes into the block's memory at its offset, with nothing allocated per page. */
+    @Override
+    public MemorySegment blockTarget(String block) {
+        String last = lastBlockName;
+        if (last != block) { // the reader hands the same String instance until the block changes
+            lastBlockName = block;
+            lastBlockMemory = blocks.get(block).segment();
+        }
+        return lastBlockMemory;
+    }
+
+    @Override
+    public void pageLoaded(String block, long offset) {
+        normalPages++;
     }
 
     @Override

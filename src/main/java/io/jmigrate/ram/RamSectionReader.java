@@ -31,6 +31,8 @@ import java.util.Map;
 public final class RamSectionReader {
     /** Upper bound on blocks in one MEM_SIZE list (QEMU machines have a few dozen). */
     public static final int MAX_BLOCKS = 4096;
+    /** What a page's bytes are called in errors (the error names the stream offset; no per-page string). */
+    private static final String PAGE_DATA = "page data";
 
     private final int pageSize;
     private final boolean ignoreShared;
@@ -90,14 +92,23 @@ public final class RamSectionReader {
                 case RamFlags.PAGE -> {
                     String block = blockFromStream(r, flags, at, section);
                     checkOffset(r, block, offset, at, section);
-                    MemorySegment target = sink.pageTarget(block, offset);
-                    if (target == null) {
-                        r.skip(pageSize, "page data");
-                    } else {
-                        if (target.byteSize() != pageSize) {
-                            throw new IllegalStateException("page target must be one page, got " + target.byteSize());
+                    MemorySegment whole = sink.blockTarget(block);
+                    if (whole != null) {
+                        if (offset < 0 || offset > whole.byteSize() - pageSize) {
+                            throw r.fail(Category.PROTOCOL, at, section + ": page offset " + hex(offset)
+                                    + " is outside RAMBlock '" + block + "' of " + whole.byteSize() + " bytes");
                         }
-                        r.readFully(target, "page data of block '" + block + "' offset " + hex(offset));
+                        r.readFully(whole, offset, pageSize, PAGE_DATA);
+                    } else {
+                        MemorySegment target = sink.pageTarget(block, offset);
+                        if (target == null) {
+                            r.skip(pageSize, PAGE_DATA);
+                        } else {
+                            if (target.byteSize() != pageSize) {
+                                throw new IllegalStateException("page target must be one page, got " + target.byteSize());
+                            }
+                            r.readFully(target, 0, pageSize, PAGE_DATA);
+                        }
                     }
                     sink.pageLoaded(block, offset);
                 }

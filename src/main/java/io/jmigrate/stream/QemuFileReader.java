@@ -29,6 +29,11 @@ public final class QemuFileReader implements AutoCloseable {
     private final String name;
     private final StreamLimits limits;
     private final ByteBuffer buf;
+    /** {@code buf}'s whole memory as a segment, made once, so page copies slice nothing. */
+    private final MemorySegment bufSegment;
+    /** Reusable view of guest memory for reads that bypass the buffer (re-made when the segment changes). */
+    private MemorySegment directOwner;
+    private ByteBuffer directView;
     /** Offset in the stream of {@code buf}'s byte 0. */
     private long bufBase;
     private boolean eof;
@@ -40,6 +45,7 @@ public final class QemuFileReader implements AutoCloseable {
         this.limits = limits;
         this.buf = ByteBuffer.allocateDirect(BUFFER_SIZE).order(ByteOrder.BIG_ENDIAN);
         this.buf.limit(0);
+        this.bufSegment = MemorySegment.ofBuffer(buf.duplicate().clear());
     }
 
     public QemuFileReader(InputStream in, String name, StreamLimits limits) {
@@ -227,18 +233,58 @@ public final class QemuFileReader implements AutoCloseable {
      * is copied, the rest is read from the channel into the segment without a bounce buffer.
      */
     public void readFully(MemorySegment dst, String what) {
+        readFully(dst, 0, dst.byteSize(), what);
+    }
+
+    /**
+     * Reads {@code len} bytes into {@code dst} at {@code dstOffset} (a page of guest RAM, given as
+     * its whole block so that nothing is sliced per page): what is buffered is copied; when the
+     * buffer runs dry, the rest is read from the channel straight into the segment if that is at
+     * least half a buffer, else the buffer is refilled first (one read syscall serves many small
+     * records). {@code what} names the bytes in errors.
+     */
+    public void readFully(MemorySegment dst, long dstOffset, long len, String what) {
         checkError();
+        java.util.Objects.checkFromIndexSize(dstOffset, len, dst.byteSize());
         long start = position();
-        long len = dst.byteSize();
-        long done = Math.min(len, buf.remaining());
-        if (done > 0) {
-            MemorySegment.copy(MemorySegment.ofBuffer(buf).asSlice(0, done), 0, dst, 0, done);
-            buf.position(buf.position() + (int) done);
+        long done = 0;
+        while (done < len) {
+            int avail = buf.remaining();
+            if (avail == 0) {
+                long left = len - done;
+                if (left >= BUFFER_SIZE / 2) {
+                    done += readDirect(dst, dstOffset + done, left);
+                    break;
+                }
+                if (!fill(1)) {
+                    break;
+                }
+                continue;
+            }
+            int n = (int) Math.min(len - done, avail);
+            MemorySegment.copy(bufSegment, buf.position(), dst, dstOffset + done, n);
+            buf.position(buf.position() + n);
+            done += n;
         }
-        if (done == len) {
-            return;
+        if (done < len) {
+            throw fail(Category.PROTOCOL, start, "truncated stream: expected " + len + " byte(s) of " + what
+                    + " but the stream ended after " + done);
         }
-        ByteBuffer target = dst.asSlice(done).asByteBuffer();
+    }
+
+    /** Reads up to {@code len} bytes from the channel into {@code dst} at {@code off}; fewer only at EOF. */
+    private long readDirect(MemorySegment dst, long off, long len) {
+        ByteBuffer target;
+        if (dst.byteSize() <= Integer.MAX_VALUE) {
+            if (directOwner != dst) {
+                directView = dst.asByteBuffer();
+                directOwner = dst;
+            }
+            target = directView.limit((int) (off + len)).position((int) off);
+        } else {
+            target = dst.asSlice(off, len).asByteBuffer();
+        }
+        int begin = target.position();
         try {
             while (target.hasRemaining()) {
                 int r = channel.read(target);
@@ -248,16 +294,14 @@ public final class QemuFileReader implements AutoCloseable {
                 }
             }
         } catch (IOException e) {
-            bufBase += target.position();
+            bufBase += target.position() - begin;
             StreamException se = new StreamException(Category.IO, name, position(), "read failed: " + e.getMessage(), e);
             error = se;
             throw se;
         }
-        bufBase += target.position();
-        if (target.hasRemaining()) {
-            throw fail(Category.PROTOCOL, start, "truncated stream: expected " + len + " byte(s) of " + what
-                    + " but the stream ended after " + (done + target.position()));
-        }
+        long got = target.position() - begin;
+        bufBase += got;
+        return got;
     }
 
     /** Skips {@code len} bytes. */

@@ -92,7 +92,7 @@ class MultifdFaultTest {
 
     @Test
     void sourceWithMoreChannelsThanTheDestination() throws Exception {
-        // channels 2 and 3 are both surplus; which one the destination classifies first is a race
+        // channels 2 and 3 race to the destination: whichever arrives first is refused
         run(Fault.NONE, null, 4, "is out of range: the destination expects 2 channel(s), ids 0..1");
     }
 
