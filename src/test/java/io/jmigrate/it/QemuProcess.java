@@ -121,7 +121,8 @@ final class QemuProcess implements AutoCloseable {
         }
         cmd.addAll(List.of(extra));
         Path log = workDir.resolve(name + ".log");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process p = VmProcess.track(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
+                .start());
         long deadline = System.currentTimeMillis() + 30_000;
         while (true) {
             if (!p.isAlive()) {

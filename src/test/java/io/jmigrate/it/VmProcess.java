@@ -30,6 +30,21 @@ final class VmProcess implements AutoCloseable {
         this.qmp = qmp;
     }
 
+    /** Processes the tests started; a test JVM that ends early (timeout, Ctrl-C) takes them along. */
+    private static final java.util.Set<Process> STARTED = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    static {
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> STARTED.forEach(Process::destroyForcibly),
+                "it/kill-leftover-processes"));
+    }
+
+    /** Remembers {@code p} so that it does not outlive the test JVM (VMs and QEMU wait for 'quit' forever). */
+    static Process track(Process p) {
+        STARTED.add(p);
+        p.onExit().thenRun(() -> STARTED.remove(p));
+        return p;
+    }
+
     static Path jar() {
         String p = System.getProperty("jmigrate.jar");
         if (p == null || !Files.exists(Path.of(p))) {
@@ -47,7 +62,7 @@ final class VmProcess implements AutoCloseable {
         List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx128m", "--enable-native-access=ALL-UNNAMED", "-jar",
                 jar().toString()));
         cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+        Process p = track(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start());
         if (!p.waitFor(120, TimeUnit.SECONDS)) {
             p.destroyForcibly();
             throw new AssertionError("jmigrate " + String.join(" ", args) + " did not finish within 120 s");
@@ -63,7 +78,7 @@ final class VmProcess implements AutoCloseable {
                 "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(), "vm", "--name", name,
                 "--qmp", "unix:" + qmp));
         cmd.addAll(List.of(args));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process p = track(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start());
         long deadline = System.currentTimeMillis() + 30_000;
         while (!Files.exists(qmp)) {
             if (!p.isAlive()) {
