@@ -84,6 +84,10 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             System.err.printf("jmigrate vm '%s': machine %s, %d MiB RAM (%s), QMP on %s, state %s%n", cfg.name(),
                     cfg.machine().name(), cfg.memoryBytes() >> 20, vm.ramBlocks().getFirst().backing(),
                     server.address(), vm.runState().qmpName);
+            if (!io.jmigrate.memory.SegmentWindows.sessionFree()) {
+                System.err.println("jmigrate vm: java.nio is not opened to jmigrate (--add-opens "
+                        + "java.base/java.nio=ALL-UNNAMED; the jar's manifest has it): page I/O allocates per page");
+            }
             if (incoming != null) {
                 if (incoming.equals("defer")) {
                     mm.deferIncoming();

@@ -181,10 +181,13 @@ public final class RamBlock {
         return segment.asSlice(pageIndex << pageShift, pageSize);
     }
 
-    /** ByteBuffer views of the whole block in 1 GiB windows, made on first use. */
-    public synchronized SegmentWindows windows() {
+    /**
+     * ByteBuffer views of the whole block in 1 GiB windows for system calls only
+     * ({@link SegmentWindows#forIo}), made on first use.
+     */
+    public synchronized SegmentWindows ioWindows() {
         if (windows == null) {
-            windows = new SegmentWindows(segment);
+            windows = SegmentWindows.forIo(segment);
         }
         return windows;
     }

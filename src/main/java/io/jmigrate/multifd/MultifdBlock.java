@@ -32,6 +32,8 @@ public final class MultifdBlock {
     private final MemorySegment zeroPage;
     /** ByteBuffer windows of the whole block, for per-slot views without per-page allocation. */
     private final SegmentWindows windows;
+    /** The same for system calls only (no session acquire, so no allocation per buffer). */
+    private final SegmentWindows ioWindows;
 
     public MultifdBlock(String idstr, MemorySegment memory, int pageSize) {
         byte[] name = idstr.getBytes(StandardCharsets.ISO_8859_1);
@@ -56,6 +58,7 @@ public final class MultifdBlock {
         }
         this.received = new long[(int) ((pages + 63) / 64)];
         this.windows = new SegmentWindows(memory);
+        this.ioWindows = SegmentWindows.forIo(memory);
         this.zeroPage = MemorySegment.ofArray(new byte[pageSize]);
     }
 
@@ -142,8 +145,8 @@ public final class MultifdBlock {
     }
 
     /** The block's ByteBuffer windows (shared: duplicate one before moving its position). */
-    SegmentWindows windows() {
-        return windows;
+    SegmentWindows windows(boolean forIo) {
+        return forIo ? ioWindows : windows;
     }
 
     @Override

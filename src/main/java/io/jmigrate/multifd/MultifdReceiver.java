@@ -325,7 +325,7 @@ public final class MultifdReceiver implements AutoCloseable {
         volatile boolean ended;
         final RamPacket packet = new RamPacket(cfg.pageSize());
         final ByteBuffer[] pageBufs = new ByteBuffer[cfg.pageCount()];
-        final PageViews views = new PageViews(cfg.pageCount());
+        final PageViews views = new PageViews(cfg.pageCount(), cfg.compression() == MultifdCompression.NONE);
         final long[] offs = new long[cfg.pageCount()];
         final MultifdMethods.RecvCodec codec = MultifdMethods.newRecv(cfg.compression(), cfg.pageSize());
         ByteBuffer deviceData;

@@ -385,7 +385,7 @@ public final class MultifdSender implements AutoCloseable {
             this.packet = new RamPacket(cfg.pageSize());
             this.iov = new ByteBuffer[cfg.pageCount() + 2];
             this.pageBufs = new ByteBuffer[cfg.pageCount()];
-            this.views = new PageViews(cfg.pageCount());
+            this.views = new PageViews(cfg.pageCount(), cfg.compression() == MultifdCompression.NONE);
             this.sorted = new long[cfg.pageCount()];
             this.codec = MultifdMethods.newSend(cfg.compression(), cfg.pageSize(), cfg.level());
             this.zeroPage = Arena.global().allocate(cfg.pageSize());

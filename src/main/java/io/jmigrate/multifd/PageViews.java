@@ -15,8 +15,14 @@ final class PageViews {
     private final ByteBuffer[] views;
     private final MultifdBlock[] owners;
     private final int[] ownerWindows;
+    private final boolean forIo;
 
-    PageViews(int slots) {
+    /**
+     * @param forIo the views only go to system calls (no compression): use the blocks'
+     *              {@link SegmentWindows#forIo} windows, so no NIO call allocates per page
+     */
+    PageViews(int slots, boolean forIo) {
+        this.forIo = forIo;
         views = new ByteBuffer[slots];
         owners = new MultifdBlock[slots];
         ownerWindows = new int[slots];
@@ -27,7 +33,7 @@ final class PageViews {
         int w = SegmentWindows.index(offset);
         ByteBuffer b = views[i];
         if (owners[i] != block || ownerWindows[i] != w || b == null) {
-            b = block.windows().windowAt(w).duplicate();
+            b = block.windows(forIo).windowAt(w).duplicate();
             views[i] = b;
             owners[i] = block;
             ownerWindows[i] = w;

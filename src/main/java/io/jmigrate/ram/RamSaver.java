@@ -129,7 +129,7 @@ public final class RamSaver implements SaveVmHandlers {
         }
         this.windows = new SegmentWindows[blocks.size()];
         for (int i = 0; i < blocks.size(); i++) {
-            windows[i] = blocks.get(i).windows();
+            windows[i] = blocks.get(i).ioWindows();
         }
         this.migBitmap = new long[blocks.size()][];
         for (int i = 0; i < blocks.size(); i++) {
