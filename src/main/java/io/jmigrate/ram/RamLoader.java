@@ -26,7 +26,7 @@ import java.util.Map;
  * stream: a per-round source always puts a {@code MULTIFD_FLUSH} into its setup section before
  * the first EOS, a legacy one never sends one.
  */
-public final class RamLoader implements SaveVmHandlers, RamLoadSink {
+public final class RamLoader implements SaveVmHandlers.Load, RamLoadSink {
     private final Map<String, RamBlock> blocks = new LinkedHashMap<>();
     private final RamSectionReader reader;
     private final int pageSize;
@@ -99,11 +99,6 @@ public final class RamLoader implements SaveVmHandlers, RamLoadSink {
     }
 
     @Override
-    public boolean isIterable() {
-        return true;
-    }
-
-    @Override
     public void loadState(QemuFileReader r, SectionType type, int versionId) {
         if (type == SectionType.FULL) {
             throw r.fail(Category.PROTOCOL, "ram arrived as a FULL section; it is iterable (START/PART/END)");
@@ -169,9 +164,5 @@ public final class RamLoader implements SaveVmHandlers, RamLoadSink {
         }
     }
 
-    @Override
-    public void saveState(QemuFileWriter w) {
-        throw new MigrationException(Category.INTERNAL, "RamLoader is the destination side; it saves nothing");
-    }
 
 }
