@@ -183,7 +183,7 @@ class PageLoopAllocationTest {
             assertThat(stats.normalPages).isEqualTo(2 * PAGES);
             assertThat(sent).as("bytes the send loop allocated over a 2 GiB pass").isLessThan(SLACK);
             assertThat(received).as("bytes the receive loop allocated over a 2 GiB pass").isLessThan(SLACK);
-            saver.cleanup();
+            saver.saveCleanup();
             pipe.sink().close();
         }
     }
@@ -251,7 +251,7 @@ class PageLoopAllocationTest {
             assertThat(recv).as("bytes mig/dst/recv_0 allocated over a 2 GiB pass").isLessThan(SLACK);
             tx.close();
             rxs.close();
-            saver.cleanup();
+            saver.saveCleanup();
         }
     }
 
