@@ -69,6 +69,17 @@ public sealed interface Engine {
                 code = null;
             }
             if (code != null && Files.isRegularFile(code)) {
+                // the AOT cache bin/jmigrate built for this jar, if it is not older than the jar
+                Path aot = code.resolveSibling("jmigrate.aot");
+                try {
+                    if (Files.isRegularFile(aot)
+                            && !Files.getLastModifiedTime(aot).toInstant().isBefore(
+                                    Files.getLastModifiedTime(code).toInstant())) {
+                        cmd.add(cmd.size() - jvmArgs.size(), "-XX:AOTCache=" + aot);
+                    }
+                } catch (java.io.IOException e) {
+                    // no cache: the VMs start without it
+                }
                 cmd.add("-jar");
                 cmd.add(code.toString());
             } else {
