@@ -45,7 +45,12 @@ public final class ThroughputReport {
      * @param low   jmigrate's slowest run over QEMU's fastest
      * @param high  jmigrate's fastest run over QEMU's slowest
      */
-    public record Ratio(ThroughputConfig.Mode mode, String qemu, double ratio, double low, double high) {
+    public record Ratio(ThroughputConfig.Mode mode, String qemu, double ratio, double low, double high,
+                        String engine) {
+        public Ratio(ThroughputConfig.Mode mode, String qemu, double ratio, double low, double high) {
+            this(mode, qemu, ratio, low, high, "jmigrate");
+        }
+
         public int channels() {
             return mode.channels();
         }
@@ -67,7 +72,7 @@ public final class ThroughputReport {
                 }
                 Stats qs = gbps(q);
                 out.add(new Ratio(j.mode, q.label, js.median() / qs.median(), js.min() / qs.max(),
-                        js.max() / qs.min()));
+                        js.max() / qs.min(), j.label));
             }
         }
         return out;
@@ -139,11 +144,12 @@ public final class ThroughputReport {
         if (!ratios.isEmpty()) {
             sb.append(String.format(Locale.ROOT, "%njmigrate/QEMU speed ratio (median GB/s over median GB/s; "
                     + ">1 = jmigrate faster; range = worst-best pairing of runs)%n"));
-            sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %s%n", "mode", "ch", "vs", "ratio [range]"));
+            sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %-14s %s%n", "mode", "ch", "engine", "vs",
+                    "ratio [range]"));
             for (Ratio q : ratios) {
-                sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %.2f [%.2f-%.2f]%n", q.mode().label(),
-                        q.channels() == 0 ? "-" : Integer.toString(q.channels()), q.qemu(), q.ratio(), q.low(),
-                        q.high()));
+                sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %-14s %.2f [%.2f-%.2f]%n", q.mode().label(),
+                        q.channels() == 0 ? "-" : Integer.toString(q.channels()), q.engine(), q.qemu(), q.ratio(),
+                        q.low(), q.high()));
             }
         } else if (rows.stream().noneMatch(r -> !r.isJmigrate())) {
             sb.append(String.format("%nno QEMU was run (qemu-system-x86_64 not found, or --no-qemu): no ratios%n"));
@@ -231,6 +237,7 @@ public final class ThroughputReport {
             o.put("mode", q.channels() == 0 ? "precopy" : "multifd");
             o.put("channels", q.channels());
             o.put("compression", q.mode().compression());
+            o.put("engine", q.engine());
             o.put("vs", q.qemu());
             o.put("ratio", round(q.ratio()));
             o.put("low", round(q.low()));
