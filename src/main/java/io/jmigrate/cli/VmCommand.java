@@ -110,14 +110,17 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         }
     }
 
-    /** xorshift64 words: incompressible, and about as fast as memory bandwidth allows. */
+    /**
+     * xorshift64 words: incompressible, and about as fast as memory bandwidth allows. Byte 0 of
+     * every 4 KiB page stays 0: it is the workload's per-page counter, which its checker reads.
+     */
     private static void fillRandom(java.lang.foreign.MemorySegment seg, long seed) {
         long x = seed * 0x9E3779B97F4A7C15L | 1;
         for (long off = 0; off + 8 <= seg.byteSize(); off += 8) {
             x ^= x << 13;
             x ^= x >>> 7;
             x ^= x << 17;
-            seg.set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, off, x);
+            seg.set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, off, (off & 4095) == 0 ? x & ~0xffL : x);
         }
     }
 }
