@@ -258,7 +258,7 @@ public final class TimelineChart {
     private static String summary(Timeline.Lane l) {
         long bytes = l.bytes();
         if (l.spans().isEmpty()) {
-            return "idle";
+            return "no events recorded";
         }
         double busyMs = l.spans().stream().mapToLong(s -> s.endNs() - s.startNs()).sum() / 1e6;
         String b = bytes == 0 ? "" : humanBytes(bytes) + ", ";
