@@ -45,18 +45,22 @@ public final class DowntimeBench {
 
     private final DowntimeConfig config;
     private final PrintStream log;
-    private final boolean live;
+    private final boolean plainProgress;
     private LinkEmulation link;
     private int processCounter;
+    /** The RAM image the empty pair's first source maps (incompressible, so it measures the link), or null. */
+    private Path emptyImage;
 
     /**
-     * @param log  progress and per-run lines
-     * @param live redraw a progress bar on a terminal (true) or print one line per run
+     * @param log           progress and per-run lines
+     * @param plainProgress where {@code log} is not a terminal, print plain progress lines every second
+     *                      (the demo); otherwise only one line per switchover (the benchmark). On a
+     *                      terminal a progress bar is redrawn either way.
      */
-    public DowntimeBench(DowntimeConfig config, PrintStream log, boolean live) {
+    public DowntimeBench(DowntimeConfig config, PrintStream log, boolean plainProgress) {
         this.config = config;
         this.log = log;
-        this.live = live;
+        this.plainProgress = plainProgress;
     }
 
     /** What a benchmark run produced. */
@@ -83,8 +87,17 @@ public final class DowntimeBench {
             log.printf("empty switchover: %d back-and-forth migrations of %s RAM, no devices, idle guest, %d "
                     + "channels%n", config.emptyRuns(), TimelineChart.humanBytes(config.ramBytes()),
                     config.tableChannels());
+            Path image = config.workDir().resolve("empty-guest-ram.img");
+            RamImage.fill(image, config.ramBytes(), 1);
+            emptyImage = image;
             CellRun empty = runCell(new DowntimeConfig.Cell(0, false, config.tableChannels()), config.emptyRuns(),
                     versions, Timelines.NONE);
+            emptyImage = null;
+            try {
+                Files.deleteIfExists(image);
+            } catch (IOException ignored) {
+                // removed with the work directory
+            }
             if (empty.failure != null) {
                 throw new MigrationException(Category.STATE, "the empty switchover failed: " + empty.failure);
             }
@@ -255,6 +268,10 @@ public final class DowntimeBench {
         }
         List<String> cmd = new ArrayList<>(Engine.Jmigrate.current(jvm).launcher());
         cmd.addAll(List.of("vm", "--name", name, "-m", (config.ramBytes() >> 20) + "M", "--qmp", "unix:" + sock));
+        if (cell.vfs() == 0 && !incoming && emptyImage != null) {
+            // the empty pair's guest holds incompressible bytes, so its migrations measure the link
+            cmd.addAll(List.of("--memory-backend", "file=" + emptyImage + ",share=on"));
+        }
         if (config.dirtyRateMiB() > 0 && cell.vfs() > 0) {
             cmd.addAll(List.of("--workload", String.format(Locale.ROOT, "dirty-rate=%s,pattern=increment,vcpus=1",
                     stripZeros(config.dirtyRateMiB()))));
@@ -302,8 +319,8 @@ public final class DowntimeBench {
         String uri = "tcp:" + host + ":" + port;
         String prefix = String.format(Locale.ROOT, "%s run %d/%d %s", cell.vfs() == 0 ? "empty" : cell.toString(), run,
                 runs, dir);
-        ProgressDisplay progress = live && ProgressDisplay.isTerminal()
-                ? new ProgressDisplay(log, true, Long.MAX_VALUE, prefix) : null;
+        ProgressDisplay progress = ProgressDisplay.isTerminal() ? new ProgressDisplay(log, true, Long.MAX_VALUE, prefix)
+                : plainProgress ? new ProgressDisplay(log, false, 1_000_000_000L, prefix) : null;
         src.peer.exec("migrate", Map.of("uri", uri));
         JsonNode info = awaitFinal(src.peer, progress);
         String status = info.path("status").asText();
@@ -320,14 +337,18 @@ public final class DowntimeBench {
         }
         JsonNode sd = src.peer.exec("x-jmigrate-query-digest", null);
         JsonNode dd = dst.peer.exec("x-jmigrate-query-digest", null);
-        String mismatch = compareDigests(sd, dd);
+        String mismatch = compareDigests(sd, dd, cell.vfs());
         JsonNode ram = info.path("ram");
         long devBytes = Progress.deviceStateBytes(info.path("x-jmigrate-device-state"));
+        // downtime-bytes counts everything sent after the stop, device state included (over multifd or
+        // on the main channel): RAM's final dirty bytes are the rest
+        long allDevices = (long) cell.vfs() * config.stateBytes();
+        long finalDirty = Math.max(0, ram.path("downtime-bytes").asLong(0) - allDevices);
         DowntimeRun r = new DowntimeRun(run, dir, info.path("downtime").asLong(), info.path("total-time").asLong(),
-                ram.path("downtime-bytes").asLong(0), devBytes, ram.path("transferred").asLong(0), mismatch == null);
+                finalDirty, Math.max(devBytes, allDevices), ram.path("transferred").asLong(0), mismatch == null);
         String line = String.format(Locale.ROOT, "%s: downtime %d ms, total %d ms, %.2f GB/s, device state %s, "
                         + "final dirty %s, digests %s", prefix, r.downtimeMs(), r.totalTimeMs(), r.gbps(),
-                TimelineChart.humanBytes(devBytes), TimelineChart.humanBytes(r.finalDirtyBytes()),
+                TimelineChart.humanBytes(r.deviceStateBytes()), TimelineChart.humanBytes(r.finalDirtyBytes()),
                 mismatch == null ? "match" : "DIFFER: " + mismatch);
         log.println(line);
         String title = String.format(Locale.ROOT, "switchover %d of %d (%s): %s, multifd device state %s, %d channels",
@@ -338,8 +359,8 @@ public final class DowntimeBench {
         return new SwitchoverOutcome(r, mismatch, info, dinfo, title, subtitle);
     }
 
-    /** Null if RAM and every device digest match, else what differs. */
-    static String compareDigests(JsonNode src, JsonNode dst) {
+    /** Null if RAM and each of the {@code devices} device digests match, else what differs. */
+    static String compareDigests(JsonNode src, JsonNode dst, int devices) {
         String a = src.path("outgoing").asText("");
         String b = dst.path("incoming").asText("");
         if (a.isEmpty() || !a.equals(b)) {
@@ -347,8 +368,9 @@ public final class DowntimeBench {
         }
         JsonNode od = src.path("outgoing-devices");
         JsonNode id = dst.path("incoming-devices");
-        if (od.size() != id.size()) {
-            return "device digests: " + od.size() + " sent, " + id.size() + " loaded";
+        if (od.size() != devices || id.size() != devices) {
+            return "expected " + devices + " device digest(s) on each side, got " + od.size() + " sent, " + id.size()
+                    + " loaded";
         }
         for (Iterator<Map.Entry<String, JsonNode>> it = od.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();

@@ -114,7 +114,7 @@ public final class BenchDowntimeCommand implements Callable<Integer> {
                 out.toAbsolutePath(), dir, Duration.ofSeconds(timeout),
                 jvmArgs.isEmpty() ? List.of("-Xmx512m") : jvmArgs);
         try {
-            DowntimeBench.Result r = new DowntimeBench(cfg, err, true).run();
+            DowntimeBench.Result r = new DowntimeBench(cfg, err, false).run();
             System.out.println();
             System.out.print(r.report().markdown());
             System.out.println();
