@@ -378,6 +378,7 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
             long limitStart = window[1];
+            // one lambda per iteration (up to 50 ms of pages), none per rate check
             driver.iterate(w, () -> transferred() - limitStart >= budget);
             error.throwIfSet();
             if (transferred() - window[1] >= budget) {
@@ -395,28 +396,17 @@ public final class OutgoingMigration implements Runnable {
         return (w == null ? 0 : w.position()) + multifdBytes();
     }
 
+    /** Called on every rate check of an iteration: sums the channels' counters, allocates nothing. */
     private long multifdBytes() {
         MultifdSender tx = multifd;
-        if (tx == null) {
-            return 0;
-        }
-        long n = 0;
-        for (ChannelStats s : tx.stats()) {
-            n += s.bytes();
-        }
-        return n;
+        return tx == null ? 0 : tx.bytesSent();
     }
 
     /** Normal and zero pages sent so far, on the main channel and the multifd channels. */
     private long pagesSent() {
         long n = ram.normalPages + ram.zeroPages;
         MultifdSender tx = multifd;
-        if (tx != null) {
-            for (ChannelStats s : tx.stats()) {
-                n += s.normalPages() + s.zeroPages();
-            }
-        }
-        return n;
+        return tx == null ? n : n + tx.pagesSent();
     }
 
     private void updateRates(long transferred, long ms) {
