@@ -1,6 +1,7 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.Transports;
 
 import io.jmigrate.common.EventSink;
 import io.jmigrate.common.FirstError;
@@ -225,8 +226,7 @@ public final class OutgoingMigration implements Runnable {
                 }
                 error.throwIfSet();
                 if (shutStatus != 0) {
-                    throw new MigrationException(Category.MISMATCH, "the destination failed to load the stream "
-                            + "(return path SHUT " + shutStatus + ")");
+                    throw shutFailed();
                 }
             }
             MultifdSender tx = multifd;
@@ -254,7 +254,7 @@ public final class OutgoingMigration implements Runnable {
                 d.completeExceptionally(t);
             }
         } catch (Throwable t) {
-            MigrationException e = error.set(t);
+            MigrationException e = error.set(asSeenHere(t));
             Transport.Connection c = connection;
             if (c != null) {
                 c.close();
@@ -272,6 +272,19 @@ public final class OutgoingMigration implements Runnable {
             boolean cancelled = cancelRequested || e.category() == Category.CANCELLED;
             state.finish(cancelled ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
         }
+    }
+
+    /**
+     * A main-channel write that failed because the destination hung up is reported as that:
+     * the destination closing the main channel is the cause this side can see.
+     */
+    private static Throwable asSeenHere(Throwable t) {
+        if (t instanceof io.jmigrate.stream.StreamException se && se.category() == Category.IO
+                && io.jmigrate.channel.Transports.peerHungUp(se)) {
+            return new MigrationException(Category.IO, "the destination closed the main channel ("
+                    + se.getMessage() + ")", se);
+        }
+        return t;
     }
 
     private MigrationException cancelledOrState() {
@@ -379,6 +392,10 @@ public final class OutgoingMigration implements Runnable {
                     switch (type) {
                         case 1 -> { // SHUT
                             shutStatus = len == 4 ? java.nio.ByteBuffer.wrap(payload).getInt() : -1;
+                            if (shutStatus != 0) {
+                                // the cause, before the destination's closing channels break our writes
+                                error.set(shutFailed());
+                            }
                             shut.countDown();
                             return;
                         }
@@ -389,7 +406,10 @@ public final class OutgoingMigration implements Runnable {
                 }
             } catch (MigrationException e) {
                 if (!cancelRequested && state.get().isActive()) {
-                    error.set(new MigrationException(Category.IO, "return path failed: " + e.getMessage(), e));
+                    boolean hungUp = e.getMessage().contains("truncated stream") || Transports.peerHungUp(e);
+                    error.set(new MigrationException(Category.IO, hungUp
+                            ? "the destination closed the main channel (" + e.getMessage() + ")"
+                            : "return path failed: " + e.getMessage(), e));
                     c.close();
                 }
                 shut.countDown();
@@ -397,6 +417,11 @@ public final class OutgoingMigration implements Runnable {
         }, "mig/src/rp_thr");
         t.setDaemon(true);
         t.start();
+    }
+
+    private MigrationException shutFailed() {
+        return new MigrationException(Category.MISMATCH, "the destination failed to load the stream (return path "
+                + "SHUT " + shutStatus + ")");
     }
 
     /** {@code query-migrate}'s MigrationInfo, with QEMU's member names and types. */
