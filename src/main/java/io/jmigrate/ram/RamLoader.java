@@ -26,7 +26,7 @@ import java.util.Map;
  * stream: a per-round source always puts a {@code MULTIFD_FLUSH} into its setup section before
  * the first EOS, a legacy one never sends one.
  */
-public final class RamLoader implements SaveVmHandlers, RamLoadSink {
+public final class RamLoader implements SaveVmHandlers.Load, RamLoadSink {
     private final Map<String, RamBlock> blocks = new LinkedHashMap<>();
     private final RamSectionReader reader;
     private final int pageSize;
@@ -81,11 +81,6 @@ public final class RamLoader implements SaveVmHandlers, RamLoadSink {
         if (multifd != null && perSection) {
             multifd.recvSyncMain();
         }
-    }
-
-    @Override
-    public boolean isIterable() {
-        return true;
     }
 
     @Override
@@ -154,9 +149,5 @@ public final class RamLoader implements SaveVmHandlers, RamLoadSink {
         }
     }
 
-    @Override
-    public void saveState(QemuFileWriter w) {
-        throw new MigrationException(Category.INTERNAL, "RamLoader is the destination side; it saves nothing");
-    }
 
 }

@@ -6,8 +6,6 @@ import io.jmigrate.memory.RamBlock;
 import io.jmigrate.multifd.MultifdBlock;
 import io.jmigrate.multifd.MultifdSender;
 import io.jmigrate.savevm.SaveVmHandlers;
-import io.jmigrate.savevm.SectionType;
-import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.QemuFileWriter;
 
 import java.lang.foreign.Arena;
@@ -51,7 +49,7 @@ import java.util.function.LongConsumer;
  * bit is cleared before its bytes are read, so a write racing with the send is caught by the
  * next sync.
  */
-public final class RamSaver implements SaveVmHandlers {
+public final class RamSaver implements SaveVmHandlers.Save {
     /** QEMU bounds one iteration to 50 ms so that the migration thread stays responsive. */
     private static final long MAX_ITERATE_NANOS = 50_000_000L;
 
@@ -343,13 +341,13 @@ public final class RamSaver implements SaveVmHandlers {
         }
     }
 
-    @Override
-    public void cleanup() {
-        arena.close();
-    }
+    private boolean cleanedUp;
 
     @Override
-    public void loadState(QemuFileReader r, SectionType type, int versionId) {
-        throw new MigrationException(Category.INTERNAL, "RamSaver is the source side; it loads nothing");
+    public synchronized void saveCleanup() {
+        if (!cleanedUp) {
+            cleanedUp = true;
+            arena.close();
+        }
     }
 }

@@ -95,7 +95,7 @@ class AnalyzeCommandIT {
     @Test
     void readmeMultifdExampleReportsChannelsAndRebuiltRam() throws Exception {
         // exactly the README's command line, run from the repository root
-        String d = "../shared/testdata/qemu-10.0/none-multifd2/";
+        String d = "src/test/resources/qemu-testdata/qemu-10.0/none-multifd2/";
         Run r = run("analyze", d + "conn-00.c2s.bin.gz", "--multifd", d + "conn-01.c2s.bin.gz", d + "conn-02.c2s.bin.gz",
                 "--ram");
         assertThat(r.exit()).as(r.err()).isZero();
