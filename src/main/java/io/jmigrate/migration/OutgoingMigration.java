@@ -1,6 +1,7 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.Transports;
 
 import io.jmigrate.common.EventSink;
 import io.jmigrate.common.FirstError;
@@ -312,7 +313,7 @@ public final class OutgoingMigration implements Runnable {
      * channel, clean the devices up, resume the VM if the switchover had stopped it.
      */
     private void failed(Throwable t) {
-        MigrationException e = error.set(t);
+        MigrationException e = error.set(asSeenHere(t));
         Transport.Connection c = connection;
         if (c != null) {
             c.close();
@@ -330,6 +331,19 @@ public final class OutgoingMigration implements Runnable {
         totalTimeMs = System.currentTimeMillis() - startMillis;
         boolean cancelled = cancelRequested || e.category() == Category.CANCELLED;
         state.finish(cancelled ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
+    }
+
+    /**
+     * A main-channel write that failed because the destination hung up is reported as that:
+     * the destination closing the main channel is the cause this side can see.
+     */
+    private static Throwable asSeenHere(Throwable t) {
+        if (t instanceof io.jmigrate.stream.StreamException se && se.category() == Category.IO
+                && Transports.peerHungUp(se)) {
+            return new MigrationException(Category.IO, "the destination closed the main channel ("
+                    + se.getMessage() + ")", se);
+        }
+        return t;
     }
 
     private MigrationException cancelledOrState() {
