@@ -40,6 +40,8 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     private volatile String incomingRunState;
     private volatile WorkloadChecker.Result incomingCheck;
     private final long startNanos = System.nanoTime();
+    /** {@code --object} and QMP {@code object-add} objects (TLS credentials, authz). */
+    private final io.jmigrate.channel.TlsObjects objects = new io.jmigrate.channel.TlsObjects();
     private long runningNanos;
     private long runningSince = -1;
 
@@ -60,6 +62,11 @@ public final class Vm implements MigrationSubject, AutoCloseable {
             state = RunState.PRELAUNCH;
             start();
         }
+    }
+
+    @Override
+    public io.jmigrate.channel.TlsObjects tlsObjects() {
+        return objects;
     }
 
     public VmConfig config() {

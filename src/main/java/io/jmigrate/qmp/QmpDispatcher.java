@@ -82,6 +82,14 @@ public final class QmpDispatcher {
                 case QmpCommand.QueryMigrate c -> migration.queryMigrate();
                 case QmpCommand.QueryMigrateCapabilities c -> migration.queryCapabilities();
                 case QmpCommand.QueryMigrateParameters c -> migration.config().parametersAsMap();
+                case QmpCommand.ObjectAdd c -> {
+                    vm.tlsObjects().add(io.jmigrate.channel.TlsObject.create(c.qomType(), c.id(), c.props()));
+                    yield Map.of();
+                }
+                case QmpCommand.ObjectDel c -> {
+                    vm.tlsObjects().delete(c.id());
+                    yield Map.of();
+                }
                 case QmpCommand.XJmigrateQueryDigest c -> migration.digests();
                 case QmpCommand.XJmigrateQueryWorkload c -> workload();
             };
