@@ -54,14 +54,24 @@ public final class ThroughputBench {
         final Engine engine;
         String label;
         final int channels;
+        final ThroughputConfig.Mode mode;
         final List<RunResult> runs = new ArrayList<>();
         String unsupported;
         String failure;
 
         Row(Engine engine, int channels) {
+            this(engine, new ThroughputConfig.Mode(channels, "none"));
+        }
+
+        Row(Engine engine, ThroughputConfig.Mode mode) {
             this.engine = engine;
             this.label = engine.label();
-            this.channels = channels;
+            this.channels = mode.channels();
+            this.mode = mode;
+        }
+
+        public ThroughputConfig.Mode mode() {
+            return mode;
         }
 
         public String label() {
@@ -107,10 +117,11 @@ public final class ThroughputBench {
         RamImage.fill(image, config.ramBytes(), config.seed());
         Map<String, String> versions = new LinkedHashMap<>();
         List<Row> rows = new ArrayList<>();
-        for (int ch : config.modes()) {
+        for (ThroughputConfig.Mode mode : config.modes()) {
+            int ch = mode.channels();
             List<Row> modeRows = new ArrayList<>();
             for (Engine e : engines) {
-                modeRows.add(new Row(e, ch));
+                modeRows.add(new Row(e, mode));
             }
             rows.addAll(modeRows);
             for (int run = 1; run <= config.runs(); run++) {
@@ -118,12 +129,12 @@ public final class ThroughputBench {
                     if (row.done()) {
                         continue;
                     }
-                    String mode = ch == 0 ? "precopy" : "multifd " + ch + " ch";
-                    progress.printf("%-14s %-14s run %d/%d ... ", displayLabel(row.engine, versions), mode, run,
+                    String what = ch == 0 ? "precopy" : mode.label() + " " + ch + " ch";
+                    progress.printf("%-14s %-14s run %d/%d ... ", displayLabel(row.engine, versions), what, run,
                             config.runs());
                     progress.flush();
                     try {
-                        RunResult r = migrateOnce(row.engine, ch, image, versions);
+                        RunResult r = migrateOnce(row.engine, mode, image, versions);
                         row.runs.add(r);
                         progress.printf("%d ms, %.3f GB/s%n", r.totalTimeMs(), r.gbps(config.ramBytes()));
                     } catch (Unsupported u) {
@@ -155,9 +166,11 @@ public final class ThroughputBench {
         }
     }
 
-    private RunResult migrateOnce(Engine engine, int channels, Path image, Map<String, String> versions) {
+    private RunResult migrateOnce(Engine engine, ThroughputConfig.Mode mode, Path image,
+                                  Map<String, String> versions) {
+        int channels = mode.channels();
         Path dir = config.workDir();
-        String tag = engine.label() + "-" + channels;
+        String tag = engine.label() + "-" + channels + "-" + mode.compression();
         Path srcSock = dir.resolve(tag + "-src.qmp");
         Path dstSock = dir.resolve(tag + "-dst.qmp");
         try (Peer dst = Peer.start(engine.label() + " destination",
@@ -178,6 +191,15 @@ public final class ThroughputBench {
                                 + e.getMessage().replaceFirst("^migrate-set-capabilities: ", ""));
                     }
                     p.exec("migrate-set-parameters", Map.of("multifd-channels", channels));
+                    if (mode.compressed()) {
+                        try {
+                            p.exec("migrate-set-parameters", Map.of("multifd-compression", mode.compression()));
+                        } catch (MigrationException e) {
+                            throw new Unsupported(engine.label() + " refused multifd-compression "
+                                    + mode.compression() + ": "
+                                    + e.getMessage().replaceFirst("^migrate-set-parameters: ", ""));
+                        }
+                    }
                 }
             }
             src.exec("migrate-set-parameters", Map.of("max-bandwidth", config.maxBandwidth()));

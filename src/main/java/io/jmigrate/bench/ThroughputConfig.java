@@ -19,9 +19,13 @@ import java.util.List;
  * @param maxBandwidth    max-bandwidth set on every source (bytes/s)
  * @param workDir         where the RAM image, QMP sockets and logs go (/dev/shm, so a chroot sees it)
  * @param migrationTimeout per migration
+ * @param compressions    multifd-compression methods ("zlib", "zstd") that get rows of their own, each
+ *                        migrated with {@code compressionChannels} channels (an empty list runs none)
+ * @param compressionChannels the channel count of the compressed rows (1..255)
  */
 public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns,
-                               long seed, long maxBandwidth, Path workDir, Duration migrationTimeout) {
+                               long seed, long maxBandwidth, Path workDir, Duration migrationTimeout,
+                               List<String> compressions, int compressionChannels) {
     public static final int MIN_RUNS = 3;
     /** 100 GB/s: far above what loopback does, so it never limits (as the test data used). */
     public static final long DEFAULT_MAX_BANDWIDTH = 100_000_000_000L;
@@ -38,7 +42,21 @@ public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean pr
                         + "(multifd-channels)");
             }
         }
-        if (channels.isEmpty() && !precopy) {
+        compressions = List.copyOf(compressions);
+        for (String c : compressions) {
+            if (!c.equals("zlib") && !c.equals("zstd")) {
+                throw new MigrationException(Category.CONFIG, "compression '" + c + "' is not a multifd-compression "
+                        + "the benchmark runs, expected zlib or zstd");
+            }
+        }
+        if (compressions.stream().distinct().count() != compressions.size()) {
+            throw new MigrationException(Category.CONFIG, "compression listed twice: " + compressions);
+        }
+        if (!compressions.isEmpty() && (compressionChannels < 1 || compressionChannels > 255)) {
+            throw new MigrationException(Category.CONFIG, "compression channel count " + compressionChannels
+                    + " is outside 1..255 (multifd-channels)");
+        }
+        if (channels.isEmpty() && !precopy && compressions.isEmpty()) {
             throw new MigrationException(Category.CONFIG, "nothing to run: no channel counts and no precopy");
         }
         if (runs < minRuns) {
@@ -50,18 +68,50 @@ public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean pr
         }
     }
 
+    /** The uncompressed modes only (precopy and multifd), as the first benchmark had them. */
+    public ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns, long seed,
+                            long maxBandwidth, Path workDir, Duration migrationTimeout) {
+        this(ramBytes, channels, precopy, runs, minRuns, seed, maxBandwidth, workDir, migrationTimeout, List.of(), 1);
+    }
+
+    /**
+     * One benchmarked mode.
+     *
+     * @param channels    0 for precopy (main channel only), else multifd-channels
+     * @param compression multifd-compression: "none", "zlib" or "zstd" (always "none" for precopy)
+     */
+    public record Mode(int channels, String compression) {
+        public static Mode precopy() {
+            return new Mode(0, "none");
+        }
+
+        public boolean compressed() {
+            return !compression.equals("none");
+        }
+
+        /** The table's mode column: precopy, multifd, zlib, zstd. */
+        public String label() {
+            return channels == 0 ? "precopy" : compressed() ? compression : "multifd";
+        }
+    }
+
     /** The default per-migration timeout: 60 s plus 120 s per GiB. */
     public static Duration defaultTimeout(long ramBytes) {
         return Duration.ofSeconds(60 + 120 * Math.max(1, ramBytes >> 30));
     }
 
-    /** The modes in run order: precopy (channels 0) first, then each channel count. */
-    public List<Integer> modes() {
-        List<Integer> m = new java.util.ArrayList<>();
+    /** The modes in run order: precopy first, then each channel count, then each compression. */
+    public List<Mode> modes() {
+        List<Mode> m = new java.util.ArrayList<>();
         if (precopy) {
-            m.add(0);
+            m.add(Mode.precopy());
         }
-        m.addAll(channels);
+        for (int c : channels) {
+            m.add(new Mode(c, "none"));
+        }
+        for (String c : compressions) {
+            m.add(new Mode(compressionChannels, c));
+        }
         return m;
     }
 }

@@ -45,7 +45,10 @@ public final class ThroughputReport {
      * @param low   jmigrate's slowest run over QEMU's fastest
      * @param high  jmigrate's fastest run over QEMU's slowest
      */
-    public record Ratio(int channels, String qemu, double ratio, double low, double high) {
+    public record Ratio(ThroughputConfig.Mode mode, String qemu, double ratio, double low, double high) {
+        public int channels() {
+            return mode.channels();
+        }
     }
 
     public List<Ratio> ratios() {
@@ -56,11 +59,11 @@ public final class ThroughputReport {
             }
             Stats js = gbps(j);
             for (ThroughputBench.Row q : rows) {
-                if (q.isJmigrate() || q.channels != j.channels || q.runs.isEmpty() || q.failure != null) {
+                if (q.isJmigrate() || !q.mode.equals(j.mode) || q.runs.isEmpty() || q.failure != null) {
                     continue;
                 }
                 Stats qs = gbps(q);
-                out.add(new Ratio(j.channels, q.label, js.median() / qs.median(), js.min() / qs.max(),
+                out.add(new Ratio(j.mode, q.label, js.median() / qs.median(), js.min() / qs.max(),
                         js.max() / qs.min()));
             }
         }
@@ -75,9 +78,6 @@ public final class ThroughputReport {
         return Stats.of(r.runs.stream().map(x -> (double) x.totalTimeMs()).toList());
     }
 
-    private static String mode(int channels) {
-        return channels == 0 ? "precopy" : "multifd";
-    }
 
     /** The human-readable table. */
     public String table() {
@@ -93,7 +93,7 @@ public final class ThroughputReport {
                 "total time ms: median [range]", "GB/s: median [range]"));
         for (ThroughputBench.Row r : rows) {
             String ch = r.channels == 0 ? "-" : Integer.toString(r.channels);
-            String head = String.format(Locale.ROOT, "%-14s %-8s %3s  ", r.label, mode(r.channels), ch);
+            String head = String.format(Locale.ROOT, "%-14s %-8s %3s  ", r.label, r.mode.label(), ch);
             if (r.unsupported != null) {
                 sb.append(head).append("not supported: ").append(r.unsupported).append('\n');
                 continue;
@@ -115,7 +115,7 @@ public final class ThroughputReport {
                     + ">1 = jmigrate faster; range = worst-best pairing of runs)%n"));
             sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %s%n", "mode", "ch", "vs", "ratio [range]"));
             for (Ratio q : ratios) {
-                sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %.2f [%.2f-%.2f]%n", mode(q.channels()),
+                sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %.2f [%.2f-%.2f]%n", q.mode().label(),
                         q.channels() == 0 ? "-" : Integer.toString(q.channels()), q.qemu(), q.ratio(), q.low(),
                         q.high()));
             }
@@ -143,12 +143,18 @@ public final class ThroughputReport {
         ArrayNode chs = c.putArray("channels");
         config.channels().forEach(chs::add);
         c.put("precopy", config.precopy());
+        ArrayNode comps = c.putArray("compressions");
+        config.compressions().forEach(comps::add);
+        if (!config.compressions().isEmpty()) {
+            c.put("compression-channels", config.compressionChannels());
+        }
         ArrayNode results = root.putArray("results");
         for (ThroughputBench.Row r : rows) {
             ObjectNode o = results.addObject();
             o.put("engine", r.label);
-            o.put("mode", mode(r.channels));
+            o.put("mode", r.channels == 0 ? "precopy" : "multifd");
             o.put("channels", r.channels);
+            o.put("compression", r.mode.compression());
             o.put("status", r.unsupported != null ? "unsupported" : r.failure != null ? "failed" : "ok");
             if (r.unsupported != null) {
                 o.put("message", r.unsupported);
@@ -182,8 +188,9 @@ public final class ThroughputReport {
         ArrayNode rs = root.putArray("ratios");
         for (Ratio q : ratios()) {
             ObjectNode o = rs.addObject();
-            o.put("mode", mode(q.channels()));
+            o.put("mode", q.channels() == 0 ? "precopy" : "multifd");
             o.put("channels", q.channels());
+            o.put("compression", q.mode().compression());
             o.put("vs", q.qemu());
             o.put("ratio", round(q.ratio()));
             o.put("low", round(q.low()));

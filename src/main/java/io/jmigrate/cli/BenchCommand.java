@@ -39,7 +39,8 @@ public final class BenchCommand implements Runnable {
     /** {@code jmigrate bench throughput}. */
     @Command(name = "throughput", mixinStandardHelpOptions = true,
             description = {"Migrate a paused VM with incompressible RAM over TCP loopback, with jmigrate and (when "
-                    + "installed) real QEMU, in the same run: precopy and multifd with each channel count. "
+                    + "installed) real QEMU, in the same run: precopy, multifd with each channel count, and multifd with "
+                    + "zlib and zstd compression. "
                     + "Reports median and range of total time and GB/s, and jmigrate/QEMU ratios.",
                 "Each run starts fresh source and destination processes; runs are interleaved across engines."})
     public static final class Throughput implements Callable<Integer> {
@@ -59,6 +60,15 @@ public final class BenchCommand implements Runnable {
 
         @Option(names = "--runs", description = "runs per engine and mode, at least 3 (default 3)", defaultValue = "3")
         int runs;
+
+        @Option(names = "--compression", split = ",", paramLabel = "zlib,zstd|none",
+                description = "multifd-compression rows, each at --compression-channels (default zlib,zstd; "
+                        + "none = no compressed rows)", defaultValue = "zlib,zstd")
+        List<String> compression;
+
+        @Option(names = "--compression-channels", paramLabel = "N",
+                description = "multifd channels of the compressed rows (default: the largest of --channels, or 4)")
+        Integer compressionChannels;
 
         @Option(names = "--seed", description = "seed of the RAM contents (default 1)", defaultValue = "1")
         long seed;
@@ -117,9 +127,13 @@ public final class BenchCommand implements Runnable {
             }
             Path dir = workDir != null ? workDir : Path.of("/dev/shm", "jmigrate-bench-" + ProcessHandle.current().pid());
             boolean created = !Files.exists(dir);
+            List<String> comps = compression.stream().filter(c -> !c.equals("none")).toList();
+            int compCh = compressionChannels != null ? compressionChannels
+                    : channels.stream().mapToInt(Integer::intValue).max().orElse(4);
             ThroughputConfig cfg = new ThroughputConfig(ramBytes, channels, precopy, runs,
                     allowFewerRuns ? 1 : ThroughputConfig.MIN_RUNS, seed, maxBandwidth, dir,
-                    timeout != null ? Duration.ofSeconds(timeout) : ThroughputConfig.defaultTimeout(ramBytes));
+                    timeout != null ? Duration.ofSeconds(timeout) : ThroughputConfig.defaultTimeout(ramBytes),
+                    comps, compCh);
 
             List<Engine> engines = new ArrayList<>();
             if (!noJmigrate) {

@@ -42,7 +42,15 @@ class ThroughputReportTest {
                 Duration.ofSeconds(1))).hasMessageContaining("multiple of 1 MiB");
         assertThatThrownBy(() -> new ThroughputConfig(GIB, List.of(0), true, 3, 3, 1, 1, Path.of("/tmp"),
                 Duration.ofSeconds(1))).hasMessageContaining("channel count 0 is outside 1..255");
-        assertThat(config(3).modes()).containsExactly(0, 2);
+        assertThat(config(3).modes()).containsExactly(ThroughputConfig.Mode.precopy(),
+                new ThroughputConfig.Mode(2, "none"));
+        ThroughputConfig withComp = new ThroughputConfig(GIB, List.of(2, 4), false, 3, 3, 1, 1, Path.of("/tmp"),
+                Duration.ofSeconds(1), List.of("zlib", "zstd"), 4);
+        assertThat(withComp.modes()).extracting(ThroughputConfig.Mode::label)
+                .containsExactly("multifd", "multifd", "zlib", "zstd");
+        assertThat(withComp.modes().get(3)).isEqualTo(new ThroughputConfig.Mode(4, "zstd"));
+        assertThatThrownBy(() -> new ThroughputConfig(GIB, List.of(2), false, 3, 3, 1, 1, Path.of("/tmp"),
+                Duration.ofSeconds(1), List.of("lz4"), 2)).hasMessageContaining("compression 'lz4'");
     }
 
     @Test
@@ -78,6 +86,33 @@ class ThroughputReportTest {
         assertThat(json.path("results").get(0).path("total-time-ms").path("median").asDouble()).isEqualTo(1500.0);
         assertThat(json.path("results").get(2).path("status").asText()).isEqualTo("unsupported");
         assertThat(json.path("ratios").get(0).path("ratio").asDouble()).isEqualTo(0.4);
+    }
+
+    @Test
+    void compressedRowsAreTheirOwnModeInTableJsonAndRatios() {
+        Engine j = new Engine.Jmigrate(List.of("java"));
+        Engine q = new Engine.Qemu("qemu", List.of("qemu-system-x86_64"));
+        ThroughputConfig cfg = new ThroughputConfig(GIB, List.of(4), false, 3, 3, 1, 1, Path.of("/tmp"),
+                Duration.ofSeconds(1), List.of("zstd"), 4);
+        ThroughputBench.Row jm = row(j, 4, 1000, 1000, 1000);
+        ThroughputBench.Row jz = new ThroughputBench.Row(j, new ThroughputConfig.Mode(4, "zstd"));
+        ThroughputBench.Row qz = new ThroughputBench.Row(q, new ThroughputConfig.Mode(4, "zstd"));
+        for (long m : new long[] {2000, 2000, 2000}) {
+            jz.runs.add(new RunResult(m, 1, 1, GIB, GIB));
+            qz.runs.add(new RunResult(m * 2, 1, 1, GIB, GIB));
+        }
+        ThroughputReport rep = new ThroughputReport(cfg, List.of(jm, jz, qz));
+        assertThat(rep.ratios()).singleElement().satisfies(r -> {
+            assertThat(r.mode()).isEqualTo(new ThroughputConfig.Mode(4, "zstd"));
+            assertThat(r.ratio()).isCloseTo(2.0, within(1e-9));
+        });
+        assertThat(rep.table()).contains("jmigrate       zstd       4  2000 [2000-2000]",
+                "zstd       4  qemu           2.00");
+        JsonNode json = rep.toJson();
+        assertThat(json.path("results").get(1).path("compression").asText()).isEqualTo("zstd");
+        assertThat(json.path("results").get(1).path("mode").asText()).isEqualTo("multifd");
+        assertThat(json.path("results").get(0).path("compression").asText()).isEqualTo("none");
+        assertThat(json.path("config").path("compression-channels").asInt()).isEqualTo(4);
     }
 
     @Test
