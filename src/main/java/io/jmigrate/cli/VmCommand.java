@@ -84,7 +84,7 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);
              Vm vm = new Vm(cfg, incoming != null)) {
             for (String o : objects) {
-                vm.tlsObjects().add(io.jmigrate.channel.TlsObject.parse(o));
+                vm.objectAdd(o);
             }
             EventSink events = server;
             vm.setEventSink(events);

@@ -71,6 +71,21 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         return objects;
     }
 
+    /** {@code --object TYPE,id=ID,...} (QEMU's -object syntax; commas in values doubled). */
+    public void objectAdd(String commandLine) {
+        objects.add(io.jmigrate.channel.TlsObject.parse(commandLine));
+    }
+
+    /** QMP {@code object-add}: {@code props} in keyval form (lists as {@code rules.N.key}). */
+    public void objectAdd(String qomType, String id, java.util.Map<String, String> props) {
+        objects.add(io.jmigrate.channel.TlsObject.create(qomType, id, props));
+    }
+
+    /** QMP {@code object-del}. */
+    public void objectDel(String id) {
+        objects.delete(id);
+    }
+
     public VmConfig config() {
         return config;
     }

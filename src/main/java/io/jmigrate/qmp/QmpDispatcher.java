@@ -91,11 +91,11 @@ public final class QmpDispatcher {
                 case QmpCommand.QueryMigrateCapabilities c -> migration.queryCapabilities();
                 case QmpCommand.QueryMigrateParameters c -> migration.config().parametersAsMap();
                 case QmpCommand.ObjectAdd c -> {
-                    vm.tlsObjects().add(io.jmigrate.channel.TlsObject.create(c.qomType(), c.id(), c.props()));
+                    vm.objectAdd(c.qomType(), c.id(), c.props());
                     yield Map.of();
                 }
                 case QmpCommand.ObjectDel c -> {
-                    vm.tlsObjects().delete(c.id());
+                    vm.objectDel(c.id());
                     yield Map.of();
                 }
                 case QmpCommand.XJmigrateQueryDigest c -> migration.digests();
