@@ -1,6 +1,7 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.Transports;
 
 import io.jmigrate.common.EventSink;
 import io.jmigrate.common.FirstError;
@@ -48,6 +49,8 @@ public final class OutgoingMigration implements Runnable {
     private final MigrationSubject subject;
     private final Supplier<MigrationConfig> liveConfig;
     private final MigrationConfig config;
+    /** TLS for the main and every multifd channel, or null (tls-creds unset). */
+    private final io.jmigrate.channel.TlsContext tls;
     private final MigrationUri uri;
     private final MigrationState state;
     private final EventSink events;
@@ -89,6 +92,7 @@ public final class OutgoingMigration implements Runnable {
         this.subject = subject;
         this.liveConfig = liveConfig;
         this.config = liveConfig.get().conclude(uri);
+        this.tls = config.concludeTls(uri, subject.tlsObjects(), true);
         this.uri = uri;
         this.state = state;
         this.events = events;
@@ -180,7 +184,7 @@ public final class OutgoingMigration implements Runnable {
 
     /** §2.2: the main channel. */
     private Transport.Connection connectMain() {
-        Transport.Connection c = Transport.connect(uri);
+        Transport.Connection c = Transport.connect(uri, tls);
         connection = c;
         if (cancelRequested) {
             throw error.get();
@@ -194,10 +198,10 @@ public final class OutgoingMigration implements Runnable {
      */
     private void connectMultifd() {
         MultifdConfig mc = config.multifdConfig(subject.uuid(), subject.ramBlocks().getFirst().pageSize());
-        List<java.nio.channels.SocketChannel> chans = new ArrayList<>();
+        List<java.nio.channels.ByteChannel> chans = new ArrayList<>();
         try {
             for (int i = 0; i < mc.channels(); i++) {
-                chans.add(Transport.connectMultifd(uri, i));
+                chans.add(Transport.connectMultifd(uri, i, tls));
             }
         } catch (RuntimeException e) {
             chans.forEach(Transport::closeQuietly);
@@ -312,7 +316,7 @@ public final class OutgoingMigration implements Runnable {
      * channel, clean the devices up, resume the VM if the switchover had stopped it.
      */
     private void failed(Throwable t) {
-        MigrationException e = error.set(t);
+        MigrationException e = error.set(asSeenHere(t));
         Transport.Connection c = connection;
         if (c != null) {
             c.close();
@@ -330,6 +334,19 @@ public final class OutgoingMigration implements Runnable {
         totalTimeMs = System.currentTimeMillis() - startMillis;
         boolean cancelled = cancelRequested || e.category() == Category.CANCELLED;
         state.finish(cancelled ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
+    }
+
+    /**
+     * A main-channel write that failed because the destination hung up is reported as that:
+     * the destination closing the main channel is the cause this side can see.
+     */
+    private static Throwable asSeenHere(Throwable t) {
+        if (t instanceof io.jmigrate.stream.StreamException se && se.category() == Category.IO
+                && Transports.peerHungUp(se)) {
+            return new MigrationException(Category.IO, "the destination closed the main channel ("
+                    + se.getMessage() + ")", se);
+        }
+        return t;
     }
 
     private MigrationException cancelledOrState() {

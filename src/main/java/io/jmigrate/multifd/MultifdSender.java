@@ -423,6 +423,9 @@ public final class MultifdSender implements AutoCloseable {
                 }
             } catch (Throwable t) {
                 MigrationException e = t instanceof MigrationException me ? me
+                        : io.jmigrate.channel.Transports.peerHungUp(t)
+                        ? new MigrationException(Category.IO, "the destination closed multifd channel " + id
+                        + " (write failed at byte offset " + bytes + ": " + t.getMessage() + ")", t)
                         : new MigrationException(Category.IO, name + ": write failed: " + t.getMessage(), t);
                 fail(e);
             }
