@@ -62,6 +62,13 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
                     + "(repeatable)")
     java.util.List<String> globals = new java.util.ArrayList<>();
 
+    @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
+            description = "create an object, as QEMU's -object: tls-creds-x509,id=ID,dir=DIR,endpoint=server|client"
+                    + "[,verify-peer=on|off]; authz-simple,id=ID,identity=DN; authz-list,id=ID,policy=deny|allow,"
+                    + "rules.0.match=DN,rules.0.policy=allow[,rules.0.format=exact|glob]... (a comma inside a value "
+                    + "is written ,,) (repeatable)")
+    java.util.List<String> objects = new java.util.ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         java.util.Map<String, String> globalMap = new java.util.LinkedHashMap<>();
@@ -76,6 +83,9 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);
              Vm vm = new Vm(cfg, incoming != null)) {
+            for (String o : objects) {
+                vm.objectAdd(o);
+            }
             EventSink events = server;
             vm.setEventSink(events);
             MigrationManager mm = new MigrationManager(vm, events);

@@ -87,6 +87,14 @@ public final class QmpDispatcher {
                 case QmpCommand.QueryMigrate c -> migration.queryMigrate();
                 case QmpCommand.QueryMigrateCapabilities c -> migration.queryCapabilities();
                 case QmpCommand.QueryMigrateParameters c -> migration.config().parametersAsMap();
+                case QmpCommand.ObjectAdd c -> {
+                    vm.objectAdd(c.qomType(), c.id(), c.props());
+                    yield Map.of();
+                }
+                case QmpCommand.ObjectDel c -> {
+                    vm.objectDel(c.id());
+                    yield Map.of();
+                }
                 case QmpCommand.XJmigrateQueryDigest c -> migration.digests();
                 case QmpCommand.XJmigrateQueryWorkload c -> workload();
             };
