@@ -57,9 +57,9 @@ final class InteropSections {
     }
 
     /** A non-iterable VMSD device: values from {@code save} at switchover, loaded values to {@code load}. */
-    static SaveVmHandlers vmsdDevice(VmStateDescription vmsd, Supplier<VmStateValues> save,
-                                     Consumer<VmStateValues> load) {
-        return new SaveVmHandlers() {
+    static VmsdDevice vmsdDevice(VmStateDescription vmsd, Supplier<VmStateValues> save,
+                                 Consumer<VmStateValues> load) {
+        return new VmsdDevice() {
             private ObjectNode desc;
 
             @Override
@@ -87,5 +87,9 @@ final class InteropSections {
                 load.accept(VmState.load(r, vmsd, versionId));
             }
         };
+    }
+
+    /** A VMSD device: the same object serves as source and destination handlers. */
+    interface VmsdDevice extends SaveVmHandlers.Save, SaveVmHandlers.Load {
     }
 }

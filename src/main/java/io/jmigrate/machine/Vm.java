@@ -11,6 +11,8 @@ import io.jmigrate.ram.RamLoader;
 import io.jmigrate.ram.RamSaver;
 import io.jmigrate.ram.RamStats;
 import io.jmigrate.savevm.SaveStateRegistry;
+import io.jmigrate.savevm.SaveVmHandlers;
+import io.jmigrate.savevm.SaveVmOptions;
 import io.jmigrate.savevm.StreamConfiguration;
 
 import java.lang.foreign.Arena;
@@ -30,6 +32,7 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final List<RamBlock> blocks;
     private final Workload workload;
+    private final List<Device> devices;
     private volatile EventSink events = EventSink.NONE;
     private volatile RunState state;
     /** Set by a migration whose RAM digest is still running; start() waits for it. */
@@ -40,18 +43,19 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     private volatile String incomingRunState;
     private volatile WorkloadChecker.Result incomingCheck;
     private final long startNanos = System.nanoTime();
+    /** {@code --object} and QMP {@code object-add} objects (TLS credentials, authz). */
+    private final io.jmigrate.channel.TlsObjects objects = new io.jmigrate.channel.TlsObjects();
     private long runningNanos;
     private long runningSince = -1;
 
     public Vm(VmConfig config, boolean incoming) {
         this.config = config;
         String idstr = config.machine().ramBlockName();
-        RamBlock ram = config.backendFile() == null
-                ? RamBlock.anonymous(idstr, config.memoryBytes(), RamBlock.DEFAULT_PAGE_SIZE, arena)
-                : RamBlock.mapped(idstr, config.memoryBytes(), RamBlock.DEFAULT_PAGE_SIZE, config.backendFile(),
-                        config.shared(), arena);
+        RamBlock ram = RamBlock.create(idstr, config.memoryBytes(), RamBlock.DEFAULT_PAGE_SIZE,
+                config.memoryBackend(), arena);
         this.blocks = List.of(ram);
         this.workload = config.workload() == null ? null : new Workload(config.workload(), ram);
+        this.devices = List.copyOf(machineDevices());
         if (incoming) {
             state = RunState.INMIGRATE;
         } else if (config.startPaused()) {
@@ -60,6 +64,26 @@ public final class Vm implements MigrationSubject, AutoCloseable {
             state = RunState.PRELAUNCH;
             start();
         }
+    }
+
+    @Override
+    public io.jmigrate.channel.TlsObjects tlsObjects() {
+        return objects;
+    }
+
+    /** {@code --object TYPE,id=ID,...} (QEMU's -object syntax; commas in values doubled). */
+    public void objectAdd(String commandLine) {
+        objects.add(io.jmigrate.channel.TlsObject.parse(commandLine));
+    }
+
+    /** QMP {@code object-add}: {@code props} in keyval form (lists as {@code rules.N.key}). */
+    public void objectAdd(String qomType, String id, java.util.Map<String, String> props) {
+        objects.add(io.jmigrate.channel.TlsObject.create(qomType, id, props));
+    }
+
+    /** QMP {@code object-del}. */
+    public void objectDel(String id) {
+        objects.delete(id);
     }
 
     public VmConfig config() {
@@ -220,28 +244,50 @@ public final class Vm implements MigrationSubject, AutoCloseable {
 
     // ---- migration wiring -----------------------------------------------------------------------
 
+    /**
+     * The machine's devices in registration (wire) order: {@code ram}, {@code timer},
+     * {@code globalstate}, then the {@code --device} devices. Every migration's registries are
+     * built from this list.
+     */
+    private List<Device> machineDevices() {
+        java.util.ArrayList<Device> l = new java.util.ArrayList<>();
+        l.add(Device.of(RamFlags.IDSTR, 0, RamFlags.VERSION,
+                c -> new RamSaver(blocks, c.stats(), c.onSync(), c.ramMode()), c -> new RamLoader(blocks)));
+        l.add(Device.of(TimerVmsd.IDSTR, TimerVmsd.INSTANCE_ID, TimerVmsd.VMSD.versionId(),
+                c -> InteropSections.vmsdDevice(TimerVmsd.VMSD, this::timerValues, v -> { }),
+                c -> InteropSections.vmsdDevice(TimerVmsd.VMSD, this::timerValues, v -> { })));
+        l.add(Device.of(GlobalStateVmsd.IDSTR, GlobalStateVmsd.INSTANCE_ID, GLOBALSTATE.versionId(),
+                c -> InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
+                        GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()), v -> { }),
+                c -> InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
+                        GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()),
+                        v -> incomingRunState = GlobalStateVmsd.runState(v))));
+        return l;
+    }
+
+    /** The devices, in registration order. */
+    public List<Device> devices() {
+        return devices;
+    }
+
     @Override
-    public SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, RamSaver.Mode ramMode) {
-        SaveStateRegistry reg = new SaveStateRegistry();
-        reg.register(RamFlags.IDSTR, 0, RamFlags.VERSION, new RamSaver(blocks, stats, onSync, ramMode));
-        reg.register(TimerVmsd.IDSTR, TimerVmsd.INSTANCE_ID, TimerVmsd.VMSD.versionId(),
-                InteropSections.vmsdDevice(TimerVmsd.VMSD, this::timerValues, v -> { }));
-        reg.register(GlobalStateVmsd.IDSTR, GlobalStateVmsd.INSTANCE_ID, GLOBALSTATE.versionId(),
-                InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
-                        GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()), v -> { }));
+    public SaveStateRegistry<SaveVmHandlers.Save> saveRegistry(SaveVmOptions options, RamStats stats,
+                                                               LongConsumer onSync, RamSaver.Mode ramMode) {
+        Device.SaveContext ctx = new Device.SaveContext(options, stats, onSync, ramMode);
+        SaveStateRegistry<SaveVmHandlers.Save> reg = new SaveStateRegistry<>();
+        for (Device d : devices) {
+            reg.register(d.idstr(), d.instanceId(), d.versionId(), d.saveHandlers(ctx));
+        }
         return reg;
     }
 
     @Override
-    public SaveStateRegistry loadRegistry() {
-        SaveStateRegistry reg = new SaveStateRegistry();
-        reg.register(RamFlags.IDSTR, 0, RamFlags.VERSION, new RamLoader(blocks));
-        reg.register(TimerVmsd.IDSTR, TimerVmsd.INSTANCE_ID, TimerVmsd.VMSD.versionId(),
-                InteropSections.vmsdDevice(TimerVmsd.VMSD, this::timerValues, v -> { }));
-        reg.register(GlobalStateVmsd.IDSTR, GlobalStateVmsd.INSTANCE_ID, GLOBALSTATE.versionId(),
-                InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
-                        GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()),
-                        v -> incomingRunState = GlobalStateVmsd.runState(v)));
+    public SaveStateRegistry<SaveVmHandlers.Load> loadRegistry(SaveVmOptions options) {
+        Device.LoadContext ctx = new Device.LoadContext(options);
+        SaveStateRegistry<SaveVmHandlers.Load> reg = new SaveStateRegistry<>();
+        for (Device d : devices) {
+            reg.register(d.idstr(), d.instanceId(), d.versionId(), d.loadHandlers(ctx));
+        }
         return reg;
     }
 

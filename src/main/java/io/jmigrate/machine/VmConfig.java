@@ -2,6 +2,7 @@ package io.jmigrate.machine;
 
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.memory.MemoryBackend;
 
 import java.nio.file.Path;
 import java.util.Map;
@@ -19,15 +20,28 @@ import java.util.UUID;
  * @param startPaused  {@code -S}
  * @param workload     {@code --workload}, or null
  * @param globals      {@code --global migration.PROP=VALUE} overrides of the machine's compat properties
+ * @param memoryBackend {@code --memory-backend}; null derives it from {@code backendFile} and {@code shared}
  */
 public record VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared,
-                       MachineType machine, boolean startPaused, WorkloadSpec workload, Map<String, String> globals) {
+                       MachineType machine, boolean startPaused, WorkloadSpec workload, Map<String, String> globals,
+                       MemoryBackend memoryBackend) {
+    public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
+                    boolean startPaused, WorkloadSpec workload, Map<String, String> globals) {
+        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, globals, null);
+    }
+
     public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
                     boolean startPaused, WorkloadSpec workload) {
         this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, Map.of());
     }
 
     public VmConfig {
+        if (memoryBackend == null) {
+            memoryBackend = backendFile == null ? MemoryBackend.RAM : MemoryBackend.file(backendFile, shared);
+        } else {
+            backendFile = memoryBackend.path();
+            shared = memoryBackend.share();
+        }
         globals = globals == null ? Map.of() : Map.copyOf(globals);
         if (memoryBytes <= 0 || memoryBytes % 4096 != 0) {
             throw new MigrationException(Category.CONFIG, "memory size " + memoryBytes

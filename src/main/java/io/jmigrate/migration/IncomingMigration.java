@@ -13,6 +13,8 @@ import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.StreamLimits;
 
 import io.jmigrate.channel.IncomingListener;
+import io.jmigrate.channel.TlsChannel;
+import io.jmigrate.channel.TlsContext;
 import io.jmigrate.memory.RamBlock;
 import io.jmigrate.multifd.ChannelStats;
 import io.jmigrate.multifd.DeviceStateSink;
@@ -22,6 +24,9 @@ import io.jmigrate.multifd.MultifdReceiver;
 import io.jmigrate.ram.RamFlags;
 import io.jmigrate.ram.RamLoader;
 import io.jmigrate.savevm.SaveStateEntry;
+import io.jmigrate.savevm.ReturnPathMessage;
+import io.jmigrate.savevm.SaveVmHandlers;
+import io.jmigrate.savevm.SaveVmOptions;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -73,8 +78,14 @@ public final class IncomingMigration implements Runnable {
     /** The RAM digest after loading, computed while completion is reported (null before). */
     private volatile java.util.concurrent.CompletableFuture<String> digest;
     private volatile boolean cancelRequested;
+    /** Every expected connection is in: later ones are refused, or dropped if they prove nothing. */
+    private volatile boolean setupDone;
     private volatile Thread thread;
     private volatile String vmdesc;
+    private volatile SaveStateRegistry<SaveVmHandlers.Load> registry;
+    private volatile LoadVmDispatcher dispatcher;
+    /** OPEN_RETURN_PATH was received: PONG and SHUT go back on the main channel. */
+    private volatile boolean returnPathOpen;
 
     IncomingMigration(MigrationSubject subject, Supplier<MigrationConfig> liveConfig, MigrationUri uri,
                       MigrationState state) {
@@ -155,86 +166,155 @@ public final class IncomingMigration implements Runnable {
         }
     }
 
+    /**
+     * The incoming main thread: one method per phase (accept the channels, load, finish,
+     * completed), every failure and a cancel taking the one path of {@link #failed}.
+     */
     @Override
     public void run() {
-        Transport.Connection c = null;
-        boolean[] rpOpen = {false};
         try {
-            c = acceptChannels();
-            QemuFileReader r = new QemuFileReader(c.channel(), "incoming migration stream from " + c.description(),
-                    StreamLimits.DEFAULT);
-            reader = r;
-            SaveStateRegistry reg = subject.loadRegistry();
-            MultifdReceiver rx = multifd;
-            if (rx != null) {
-                SaveStateEntry ram = reg.find(RamFlags.IDSTR, 0);
-                if (ram == null || !(ram.handlers() instanceof RamLoader loader)) {
-                    throw new MigrationException(Category.INTERNAL, "multifd needs the ram section's loader");
-                }
-                loader.useMultifd(rx);
-            }
-            final Transport.Connection conn = c;
-            LoadVmDispatcher d = new LoadVmDispatcher(reg, subject.configuration(), new LoadVmDispatcher.ReturnPath() {
-                @Override
-                public void open() {
-                    if (!conn.bidirectional()) {
-                        throw new MigrationException(Category.PROTOCOL, "OPEN_RETURN_PATH on a one-way channel");
-                    }
-                    rpOpen[0] = true;
-                }
+            Transport.Connection c = acceptChannels();
+            LoadVmDispatcher d = load(c);
+            finishLoad(c, d);
+            completed();
+        } catch (Throwable t) {
+            failed(t);
+        }
+    }
 
-                @Override
-                public void pong(int value) {
-                    if (rpOpen[0]) {
-                        sendReturnPath(conn, 2, value);
-                    }
-                }
-            });
-            d.load(r, () -> cancelRequested || error.isSet());
-            error.throwIfSet();
-            if (rx != null) {
-                // every page is in memory (the last SYNC was passed); stop the receive threads
-                // before anything reads RAM or the vCPUs run
-                rx.close();
-                error.throwIfSet();
+    /**
+     * The device registry for this migration, made before the multifd receiver starts (device
+     * state packets are dispatched into it) and before the main stream is read.
+     */
+    private SaveStateRegistry<SaveVmHandlers.Load> prepareDevices(MigrationConfig cfg) {
+        SaveVmOptions options = new SaveVmOptions(cfg.multifd() && "none".equals(cfg.multifdCompression()),
+                subject.sendSwitchoverStart());
+        SaveStateRegistry<SaveVmHandlers.Load> reg = subject.loadRegistry(options);
+        registry = reg;
+        return reg;
+    }
+
+    /**
+     * The receive threads' upward call: each device-state packet goes to the device registered
+     * under (idstr, instance id); an unknown pair fails the migration naming it.
+     */
+    private static DeviceStateSink deviceStateSink(SaveStateRegistry<SaveVmHandlers.Load> reg) {
+        return (idstr, instanceId, data) -> {
+            SaveStateEntry<SaveVmHandlers.Load> e = reg.find(idstr, instanceId);
+            if (e == null) {
+                throw new MigrationException(Category.PROTOCOL, "device-state packet for unknown device \""
+                        + idstr + "\" instance " + instanceId + ": this VM has " + reg.entries().stream()
+                        .map(SaveStateEntry::describe).toList());
             }
-            vmdesc = d.vmdesc();
-            if (rpOpen[0]) {
-                sendReturnPath(c, 1, 0); // SHUT: the source's downtime ends here, before our digest
+            try {
+                e.handlers().loadStateBuffer(data);
+            } catch (MigrationException ex) {
+                throw new MigrationException(ex.category(), "device-state packet for " + e.describe() + ": "
+                        + ex.getMessage(), ex);
+            }
+        };
+    }
+
+    /** Loads the main stream with the registry up to EOF and the vmdesc trailer. */
+    private LoadVmDispatcher load(Transport.Connection c) {
+        QemuFileReader r = new QemuFileReader(c.channel(), "incoming migration stream from " + c.description(),
+                StreamLimits.DEFAULT);
+        reader = r;
+        SaveStateRegistry<SaveVmHandlers.Load> reg = registry != null ? registry : prepareDevices(liveConfig.get());
+        MultifdReceiver rx = multifd;
+        if (rx != null) {
+            SaveStateEntry<SaveVmHandlers.Load> ram = reg.find(RamFlags.IDSTR, 0);
+            if (ram == null || !(ram.handlers() instanceof RamLoader loader)) {
+                throw new MigrationException(Category.INTERNAL, "multifd needs the ram section's loader");
+            }
+            loader.useMultifd(rx);
+        }
+        LoadVmDispatcher d = new LoadVmDispatcher(reg, subject.configuration(), new LoadVmDispatcher.ReturnPath() {
+            @Override
+            public void open() {
+                if (!c.bidirectional()) {
+                    throw new MigrationException(Category.PROTOCOL, "OPEN_RETURN_PATH on a one-way channel");
+                }
+                returnPathOpen = true;
+            }
+
+            @Override
+            public void pong(int value) {
+                if (returnPathOpen) {
+                    sendReturnPath(c, new ReturnPathMessage.Pong(value));
+                }
+            }
+        });
+        dispatcher = d;
+        d.load(r, () -> cancelRequested || error.isSet());
+        listener.close(); // mig/dst/listen ends: it refused unexpected channels until now
+        error.throwIfSet();
+        return d;
+    }
+
+    /**
+     * After EOF: the receive threads stop (every page is in memory, the last SYNC was passed)
+     * before anything reads RAM or the vCPUs run; then SHUT(0) on the return path (the source's
+     * downtime ends there, before our digest) and the main channel closes.
+     */
+    private void finishLoad(Transport.Connection c, LoadVmDispatcher d) {
+        MultifdReceiver rx = multifd;
+        if (rx != null) {
+            rx.close();
+            error.throwIfSet();
+        }
+        vmdesc = d.vmdesc();
+        d.cleanup();
+        if (returnPathOpen) {
+            sendReturnPath(c, new ReturnPathMessage.Shut(0));
+        }
+        c.close();
+        totalTimeMs = System.currentTimeMillis() - startMillis;
+    }
+
+    /**
+     * Status completed; the digest reads RAM as loaded; the vCPUs wait for it (holdRunUntil)
+     * but the completed status does not when the VM stays paused.
+     */
+    private void completed() {
+        java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
+                "mig/dst/digest");
+        digest = sha;
+        subject.holdRunUntil(sha);
+        subject.incomingCompleted();
+        state.cas(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
+    }
+
+    /**
+     * The one failure path: record the first error, stop the receive threads, clean the devices
+     * up, SHUT(1) on the return path when it is open, close everything; the VM never runs.
+     */
+    private void failed(Throwable t) {
+        error.set(t);
+        MultifdReceiver rx = multifd;
+        if (rx != null) {
+            rx.fail(error.get());
+            rx.close();
+        }
+        LoadVmDispatcher d = dispatcher;
+        if (d != null) {
+            d.cleanup();
+        }
+        Transport.Connection c = connection;
+        if (c != null) {
+            if (returnPathOpen) {
+                try {
+                    sendReturnPath(c, new ReturnPathMessage.Shut(1));
+                } catch (RuntimeException ignored) {
+                    // the channel is already broken
+                }
             }
             c.close();
-            totalTimeMs = System.currentTimeMillis() - startMillis;
-            // the digest reads RAM as loaded; the vCPUs wait for it (holdRunUntil) but the
-            // completed status does not when the VM stays paused
-            java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
-                    "mig/dst/digest");
-            digest = sha;
-            subject.holdRunUntil(sha);
-            subject.incomingCompleted();
-            state.cas(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
-        } catch (Throwable t) {
-            error.set(t);
-            MultifdReceiver rx = multifd;
-            if (rx != null) {
-                rx.fail(error.get());
-                rx.close();
-            }
-            c = c != null ? c : connection;
-            if (c != null) {
-                if (rpOpen[0]) {
-                    try {
-                        sendReturnPath(c, 1, 1);
-                    } catch (RuntimeException ignored) {
-                        // the channel is already broken
-                    }
-                }
-                c.close();
-            }
-            listener.close();
-            totalTimeMs = startMillis < 0 ? -1 : System.currentTimeMillis() - startMillis;
-            subject.incomingFailed();
-            state.finish(cancelRequested ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
         }
+        listener.close();
+        totalTimeMs = startMillis < 0 ? -1 : System.currentTimeMillis() - startMillis;
+        subject.incomingFailed();
+        state.finish(cancelRequested ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
     }
 
     /**
@@ -255,45 +335,40 @@ public final class IncomingMigration implements Runnable {
         }
         IncomingListener.Accepted first = listener.acceptUnclassified();
         MigrationConfig cfg = liveConfig.get();
+        TlsContext tls;
+        try {
+            tls = cfg.concludeTls(MigrationUri.parse(listener.boundUri()), subject.tlsObjects(), false);
+        } catch (RuntimeException e) {
+            Transport.closeQuietly(first.channel());
+            throw e;
+        }
+        if (tls != null) {
+            return acceptTls(first, cfg, tls);
+        }
         activate();
         if (!cfg.multifd()) {
-            Transport.Connection c;
+            IncomingListener.Incoming in;
             try {
-                IncomingListener.Incoming in = IncomingListener.classify(first, PEEK_TIMEOUT);
-                if (!in.main()) {
-                    Transport.closeQuietly(in.channel());
-                    throw new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, "
-                            + "but this destination expects only the main channel (is the multifd capability on "
-                            + "at the source only?)");
-                }
-                c = new Transport.Connection(in.channel(), true, in.description());
-            } finally {
+                in = IncomingListener.classify(first, PEEK_TIMEOUT);
+            } catch (RuntimeException e) {
                 listener.close();
+                throw e;
             }
+            if (!in.main()) {
+                listener.close();
+                throw refuse(in, notMultifd(in));
+            }
+            Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
             connection = c;
+            setupDone = true;
+            listenUntilTheEnd(PEEK_TIMEOUT);
             return c;
         }
-        List<RamBlock> blocks = subject.ramBlocks();
-        MultifdConfig mc = cfg.multifdConfig(subject.uuid(), blocks.getFirst().pageSize());
-        Map<String, MultifdBlock> byName = new HashMap<>();
-        for (RamBlock b : blocks) {
-            byName.put(b.idstr(), new MultifdBlock(b.idstr(), b.segment(), b.pageSize()));
-        }
-        MultifdReceiver rx = new MultifdReceiver(mc, byName::get, DeviceStateSink.NONE, error);
-        multifd = rx;
+        MultifdReceiver rx = newReceiver(cfg);
+        MultifdConfig mc = rx.config();
         Duration timeout = mc.timeout();
         classifyLater(first, timeout);
-        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
-            try {
-                while (!error.isSet()) {
-                    classifyLater(listener.acceptUnclassified(), timeout);
-                }
-            } catch (MigrationException e) {
-                if (e.category() != Category.CANCELLED) {
-                    error.set(e);
-                }
-            }
-        });
+        listenUntilTheEnd(timeout);
         try {
             long deadline = System.nanoTime() + timeout.toNanos();
             while (!mainArrived.await(20, TimeUnit.MILLISECONDS)) {
@@ -309,10 +384,204 @@ public final class IncomingMigration implements Runnable {
             Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
             connection = c;
             rx.awaitChannels();
+            setupDone = true;
+            return c;
+        } catch (RuntimeException | InterruptedException e) {
+            listener.close();
+            throw e;
+        }
+    }
+
+    private MultifdReceiver newReceiver(MigrationConfig cfg) {
+        List<RamBlock> blocks = subject.ramBlocks();
+        MultifdConfig mc = cfg.multifdConfig(subject.uuid(), blocks.getFirst().pageSize());
+        Map<String, MultifdBlock> byName = new HashMap<>();
+        for (RamBlock b : blocks) {
+            byName.put(b.idstr(), new MultifdBlock(b.idstr(), b.segment(), b.pageSize()));
+        }
+        MultifdReceiver rx = new MultifdReceiver(mc, byName::get, deviceStateSink(prepareDevices(cfg)), error);
+        multifd = rx;
+        return rx;
+    }
+
+    /** How many accepted connections may be in their TLS handshake at once; more are closed at once. */
+    static final int MAX_PENDING_HANDSHAKES = 16;
+    /** How many refused connections {@link #refusedConnections()} remembers. */
+    static final int MAX_REFUSED_KEPT = 16;
+
+    /** One accepted connection in its handshake, in accept order. */
+    private record Pending(IncomingListener.Accepted accepted, java.util.concurrent.CompletableFuture<TlsChannel> result) {
+    }
+
+    private static final Pending NO_MORE = new Pending(null, null);
+    private final java.util.Deque<String> refused = new java.util.ArrayDeque<>();
+
+    /** Why recent connections were refused without failing the migration (newest last). */
+    public List<String> refusedConnections() {
+        synchronized (refused) {
+            return List.copyOf(refused);
+        }
+    }
+
+    private void refuseQuietly(String why) {
+        System.err.println("jmigrate: incoming migration on " + listener.boundUri() + ": refused " + why);
+        synchronized (refused) {
+            if (refused.size() == MAX_REFUSED_KEPT) {
+                refused.removeFirst();
+            }
+            refused.addLast(why);
+        }
+    }
+
+    /**
+     * Accepting under TLS (PROTOCOL.md §2.2): nothing can be peeked, so connections are told apart
+     * by order, as QEMU does: in accept order, the first connection whose handshake succeeds (and
+     * whose client certificate passes tls-authz) is the main channel, and each later one is a
+     * multifd channel. A connection whose handshake fails (plaintext, random bytes, an untrusted
+     * or expired certificate, a DN that is not allowed) is refused, its reason logged and kept in
+     * {@link #refusedConnections}, and the migration goes on waiting for the real source. Each
+     * handshake runs on its own thread, bounded by {@link Transport#TLS_HANDSHAKE_TIMEOUT}; the
+     * state becomes active when the main channel is established.
+     */
+    private Transport.Connection acceptTls(IncomingListener.Accepted first, MigrationConfig cfg, TlsContext tls)
+            throws InterruptedException {
+        MultifdReceiver rx = cfg.multifd() ? newReceiver(cfg) : null;
+        int wanted = rx == null ? 0 : rx.config().channels();
+        java.util.concurrent.LinkedBlockingQueue<Pending> order = new java.util.concurrent.LinkedBlockingQueue<>();
+        java.util.concurrent.Semaphore handshakes = new java.util.concurrent.Semaphore(MAX_PENDING_HANDSHAKES);
+        AtomicReference<TlsChannel> main = new AtomicReference<>();
+        order.add(handshakeLater(first, tls, handshakes));
+        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
+            try {
+                while (!error.isSet()) {
+                    IncomingListener.Accepted a = listener.acceptUnclassified();
+                    if (!handshakes.tryAcquire()) {
+                        Transport.closeQuietly(a.channel());
+                        refuseQuietly(a.description() + ": " + MAX_PENDING_HANDSHAKES + " connections are already in "
+                                + "their TLS handshake");
+                        continue;
+                    }
+                    handshakes.release();
+                    order.add(handshakeLater(a, tls, handshakes));
+                }
+            } catch (MigrationException e) {
+                if (e.category() != Category.CANCELLED) {
+                    error.set(e);
+                }
+            } finally {
+                order.add(NO_MORE);
+            }
+        });
+        Thread.ofVirtual().name("mig/dst/tls-order").start(() -> {
+            int assigned = 0;
+            try {
+                while (true) {
+                    Pending p = order.take();
+                    if (p == NO_MORE) {
+                        return;
+                    }
+                    TlsChannel ch;
+                    try {
+                        ch = p.result().join();
+                    } catch (java.util.concurrent.CompletionException e) {
+                        refuseQuietly(e.getCause().getMessage());
+                        continue;
+                    }
+                    if (error.isSet()) {
+                        ch.close();
+                    } else if (main.get() == null) {
+                        main.set(ch);
+                        Transport.Connection c = new Transport.Connection(ch, true, ch.description() + " (main, TLS)");
+                        connection = c;
+                        mainArrived.countDown();
+                    } else if (assigned < wanted) {
+                        assigned++;
+                        String name = ch.description() + " (multifd, TLS)";
+                        Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+                            try {
+                                rx.addChannel(ch, name);
+                            } catch (RuntimeException e) {
+                                error.set(e);
+                            }
+                        });
+                    } else {
+                        ch.close();
+                        refuseQuietly(ch.description() + ": an extra connection (this migration has its main channel"
+                                + (wanted > 0 ? " and its " + wanted + " multifd channel(s)" : "") + " already)");
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        try {
+            while (!mainArrived.await(20, TimeUnit.MILLISECONDS)) {
+                error.throwIfSet();
+            }
+            error.throwIfSet();
+            activate();
+            Transport.Connection c = connection;
+            if (rx != null) {
+                rx.awaitChannels();
+            }
             return c;
         } finally {
             listener.close(); // mig/dst/listen ends; later connections are refused
         }
+    }
+
+    private java.util.concurrent.CompletableFuture<TlsChannel> startHandshake(IncomingListener.Accepted a,
+                                                                             TlsContext tls,
+                                                                             java.util.concurrent.Semaphore slots) {
+        java.util.concurrent.CompletableFuture<TlsChannel> f = new java.util.concurrent.CompletableFuture<>();
+        slots.acquireUninterruptibly();
+        Thread.ofVirtual().name("mig/dst/tls-handshake").start(() -> {
+            try {
+                f.complete(tls.handshake(a.channel(), a.description(), Transport.TLS_HANDSHAKE_TIMEOUT));
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            } finally {
+                slots.release();
+            }
+        });
+        return f;
+    }
+
+    private Pending handshakeLater(IncomingListener.Accepted a, TlsContext tls, java.util.concurrent.Semaphore slots) {
+        return new Pending(a, startHandshake(a, tls, slots));
+    }
+
+    /**
+     * {@code mig/dst/listen}: keeps accepting until the load ends (run() closes the listener), so
+     * that a connection this destination does not expect (a multifd channel id beyond
+     * multifd-channels, a multifd channel without multifd, a second main channel) is refused
+     * with an error that names it, instead of being reset by a closed listener: the source
+     * would then hang up and the truncated main stream, a mere consequence, would be reported.
+     */
+    private void listenUntilTheEnd(Duration timeout) {
+        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
+            try {
+                while (!error.isSet()) {
+                    classifyLater(listener.acceptUnclassified(), timeout);
+                }
+            } catch (MigrationException e) {
+                if (e.category() != Category.CANCELLED) {
+                    error.set(e);
+                }
+            }
+        });
+    }
+
+    private static MigrationException notMultifd(IncomingListener.Incoming in) {
+        return new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, but this "
+                + "destination expects only the main channel (is the multifd capability on at the source only?)");
+    }
+
+    /** Records {@code e} as the first error, then closes the refused connection: the cause is in before the source can see the hang-up. */
+    private MigrationException refuse(IncomingListener.Incoming in, MigrationException e) {
+        MigrationException first = error.set(e);
+        Transport.closeQuietly(in.channel());
+        return first;
     }
 
     private void activate() {
@@ -322,17 +591,34 @@ public final class IncomingMigration implements Runnable {
         }
     }
 
-    /** Classifies {@code a} on its own thread; a multifd channel's init is read and validated there too. */
+    /**
+     * Classifies {@code a} on its own thread; a multifd channel's init is read and validated there
+     * too. Once every expected channel is in ({@link #setupDone}), a connection that closes or
+     * stays silent before its first 4 bytes proves nothing about this migration and is just
+     * dropped; one that is a channel this destination refuses fails the migration.
+     */
     private void classifyLater(IncomingListener.Accepted a, Duration timeout) {
+        boolean late = setupDone;
         Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+            IncomingListener.Incoming in;
             try {
-                IncomingListener.Incoming in = IncomingListener.classify(a, timeout);
+                in = IncomingListener.classify(a, timeout);
+            } catch (RuntimeException e) {
+                if (!late) {
+                    error.set(e);
+                }
+                return;
+            }
+            try {
+                if (!in.main() && multifd == null) {
+                    throw refuse(in, notMultifd(in));
+                }
                 if (in.main()) {
-                    if (!mainChannel.compareAndSet(null, in)) {
-                        Transport.closeQuietly(in.channel());
-                        throw new MigrationException(Category.PROTOCOL, in.description() + " is a second main "
-                                + "channel (it starts with the QEVM magic); the first was "
-                                + mainChannel.get().description());
+                    IncomingListener.Incoming prior = mainChannel.compareAndExchange(null, in);
+                    if (prior != null || connection != null) {
+                        throw refuse(in, new MigrationException(Category.PROTOCOL, in.description() + " is a "
+                                + "second main channel (it starts with the QEVM magic); the first was "
+                                + (prior != null ? prior.description() : connection.description())));
                     }
                     Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
                     connection = c;
@@ -349,10 +635,9 @@ public final class IncomingMigration implements Runnable {
         });
     }
 
-    /** One return-path message: be16 type, be16 length 4, be32 value (SHUT = 1, PONG = 2). */
-    private static void sendReturnPath(Transport.Connection c, int type, int value) {
-        ByteBuffer b = ByteBuffer.allocate(8);
-        b.putShort((short) type).putShort((short) 4).putInt(value).flip();
+    /** One return-path message (PROTOCOL.md §1.10), written whole under the connection's lock. */
+    private static void sendReturnPath(Transport.Connection c, ReturnPathMessage m) {
+        ByteBuffer b = m.encode();
         try {
             synchronized (c) {
                 while (b.hasRemaining()) {

@@ -4,6 +4,8 @@ import io.jmigrate.memory.RamBlock;
 import io.jmigrate.ram.RamSaver;
 import io.jmigrate.ram.RamStats;
 import io.jmigrate.savevm.SaveStateRegistry;
+import io.jmigrate.savevm.SaveVmHandlers;
+import io.jmigrate.savevm.SaveVmOptions;
 import io.jmigrate.savevm.StreamConfiguration;
 
 import java.util.List;
@@ -21,18 +23,27 @@ public interface MigrationSubject {
 
     /**
      * A fresh device list for one outgoing migration: {@code ram} (iterable) first, then the
-     * non-iterable devices. {@code onSync} receives the dirty-sync count after every RAM sync;
+     * non-iterable devices. {@code options} says how device state travels; {@code onSync} receives the dirty-sync count after every RAM sync;
      * {@code ramMode} says how RAM pages travel (main channel, or multifd).
      */
-    SaveStateRegistry saveRegistry(RamStats stats, LongConsumer onSync, RamSaver.Mode ramMode);
+    SaveStateRegistry<SaveVmHandlers.Save> saveRegistry(SaveVmOptions options, RamStats stats, LongConsumer onSync,
+                                                        RamSaver.Mode ramMode);
 
     /** The VM's UUID (16 bytes, all zero without {@code --uuid}), as multifd init packets carry it. */
     default byte[] uuid() {
         return new byte[16];
     }
 
-    /** A fresh device list for one incoming migration. */
-    SaveStateRegistry loadRegistry();
+    /**
+     * The process's {@code --object}/{@code object-add} objects that {@code tls-creds} and
+     * {@code tls-authz} name (none by default).
+     */
+    default io.jmigrate.channel.TlsObjects tlsObjects() {
+        return new io.jmigrate.channel.TlsObjects();
+    }
+
+    /** A fresh device list for one incoming migration; it exists before the multifd receiver starts. */
+    SaveStateRegistry<SaveVmHandlers.Load> loadRegistry(SaveVmOptions options);
 
     /** The configuration section (machine type etc.). */
     StreamConfiguration configuration();

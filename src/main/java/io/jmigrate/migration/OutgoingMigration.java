@@ -1,6 +1,7 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.Transports;
 
 import io.jmigrate.common.EventSink;
 import io.jmigrate.common.FirstError;
@@ -15,15 +16,14 @@ import io.jmigrate.ram.RamSaver;
 import io.jmigrate.ram.RamStats;
 import io.jmigrate.savevm.SaveStateRegistry;
 import io.jmigrate.savevm.SaveVmDriver;
-import io.jmigrate.stream.QemuFileReader;
+import io.jmigrate.savevm.SaveVmHandlers;
+import io.jmigrate.savevm.SaveVmOptions;
 import io.jmigrate.stream.QemuFileWriter;
-import io.jmigrate.stream.StreamLimits;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
@@ -43,12 +43,14 @@ import java.util.function.Supplier;
  */
 public final class OutgoingMigration implements Runnable {
     private static final long BUFFER_DELAY_MS = 100;
-    private static final long SHUT_TIMEOUT_S = 60;
+    private static final java.time.Duration SHUT_TIMEOUT = java.time.Duration.ofSeconds(60);
     static final java.time.Duration DIGEST_WAIT = java.time.Duration.ofMinutes(5);
 
     private final MigrationSubject subject;
     private final Supplier<MigrationConfig> liveConfig;
     private final MigrationConfig config;
+    /** TLS for the main and every multifd channel, or null (tls-creds unset). */
+    private final io.jmigrate.channel.TlsContext tls;
     private final MigrationUri uri;
     private final MigrationState state;
     private final EventSink events;
@@ -65,7 +67,8 @@ public final class OutgoingMigration implements Runnable {
         }
     });
     private volatile MultifdSender multifd;
-    private final CountDownLatch shut = new CountDownLatch(1);
+    private volatile SourceReturnPath returnPath;
+    private volatile SaveVmDriver driver;
     private volatile boolean cancelRequested;
     private volatile Transport.Connection connection;
     private volatile QemuFileWriter writer;
@@ -83,13 +86,13 @@ public final class OutgoingMigration implements Runnable {
     private volatile long downtimeBytes;
     /** The RAM digest, computed after completion is reported (null before switchover). */
     private volatile java.util.concurrent.CompletableFuture<String> digest;
-    private volatile int shutStatus = -1;
 
     OutgoingMigration(MigrationSubject subject, Supplier<MigrationConfig> liveConfig, MigrationUri uri,
                       MigrationState state, EventSink events) {
         this.subject = subject;
         this.liveConfig = liveConfig;
         this.config = liveConfig.get().conclude(uri);
+        this.tls = config.concludeTls(uri, subject.tlsObjects(), true);
         this.uri = uri;
         this.state = state;
         this.events = events;
@@ -153,125 +156,197 @@ public final class OutgoingMigration implements Runnable {
         return config.has(Capability.EVENTS);
     }
 
+    /**
+     * The migration thread: one method per phase of PROTOCOL.md §1.12 (plus §2.2 for the
+     * channels), every failure and a cancel taking the one path of {@link #failed}.
+     */
     @Override
     public void run() {
-        SaveVmDriver driver = null;
         try {
-            Transport.Connection c = Transport.connect(uri);
-            connection = c;
-            if (cancelRequested) {
-                throw error.get();
-            }
-            RamSaver.Mode mode;
+            Transport.Connection c = connectMain();
             if (config.multifd()) {
-                // PROTOCOL.md §2.2: N more connections to the same address, before anything is
-                // written on the main channel; each sender thread opens with its init packet
-                MultifdConfig mc = config.multifdConfig(subject.uuid(), subject.ramBlocks().getFirst().pageSize());
-                List<java.nio.channels.SocketChannel> chans = new ArrayList<>();
-                try {
-                    for (int i = 0; i < mc.channels(); i++) {
-                        chans.add(Transport.connectMultifd(uri, i));
-                    }
-                } catch (RuntimeException e) {
-                    chans.forEach(Transport::closeQuietly);
-                    throw e;
-                }
-                MultifdSender tx = new MultifdSender(mc, chans, error);
-                multifd = tx;
-                tx.start();
-                if (cancelRequested) {
-                    throw error.get();
-                }
-                mode = new RamSaver.Mode(mc.zeroPageDetection() == ZeroPageDetection.LEGACY, tx,
-                        subject.multifdFlushAfterEachSection());
-            } else {
-                mode = RamSaver.Mode.mainChannel(!"none".equals(config.zeroPageDetection()));
+                connectMultifd();
             }
-            SaveStateRegistry reg = subject.saveRegistry(ram, n -> {
-                if (eventsOn()) {
-                    events.emit("MIGRATION_PASS", Map.of("pass", n));
-                }
-            }, mode);
-            driver = new SaveVmDriver(reg.entries(), subject.configuration(), ram.pageSize);
-            QemuFileWriter w = new QemuFileWriter(c.channel(), "migration stream to " + c.description());
-            writer = w;
-            boolean rp = config.has(Capability.RETURN_PATH) && c.bidirectional();
-            if (rp) {
-                startReturnPath(c);
+            setup(c);
+            if (subject.isRunning() && !(uri instanceof MigrationUri.File)) {
+                iterate(driver, writer);
             }
-            driver.writeHeader(w, rp);
-            boolean live = subject.isRunning() && !(uri instanceof MigrationUri.File);
-            driver.setup(w);
-            setupTimeMs = System.currentTimeMillis() - startMillis;
-            if (!state.cas(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
-                throw cancelledOrState();
-            }
-            if (live) {
-                iterate(driver, w);
-            }
-            // ---- switchover
             long downStart = System.nanoTime();
-            precopyBytes = transferred();
-            subject.stopForMigration();
-            if (!state.cas(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
-                throw cancelledOrState();
-            }
-            driver.complete(w, subject.sendSwitchoverStart(), true);
-            downtimeBytes = transferred() - precopyBytes;
-            if (rp) {
-                if (!shut.await(SHUT_TIMEOUT_S, TimeUnit.SECONDS)) {
-                    throw new MigrationException(Category.TIMEOUT, "the destination did not send SHUT on the return "
-                            + "path within " + SHUT_TIMEOUT_S + " s after the stream ended");
-                }
-                error.throwIfSet();
-                if (shutStatus != 0) {
-                    throw new MigrationException(Category.MISMATCH, "the destination failed to load the stream "
-                            + "(return path SHUT " + shutStatus + ")");
-                }
-            }
-            MultifdSender tx = multifd;
-            if (tx != null) {
-                tx.close(); // every packet written, then the channels close
-                error.throwIfSet();
-            }
-            c.close();
+            switchover();
+            awaitDestination();
+            closeChannels(c);
             downtimeMs = (System.nanoTime() - downStart) / 1_000_000;
-            // total-time ends with the stream, as QEMU's; the digest (for tests) is not part of it
-            long total = System.currentTimeMillis() - startMillis;
-            updateRates(transferred(), total);
-            totalTimeMs = total;
-            driver.cleanup();
-            // the digest (for integrity checks) runs after completion is reported: the VM stays
-            // stopped in postmigrate, and cont waits for it (holdRunUntil)
-            java.util.concurrent.CompletableFuture<String> d = new java.util.concurrent.CompletableFuture<>();
-            digest = d;
-            subject.holdRunUntil(d);
-            subject.outgoingCompleted();
-            state.cas(MigrationStatus.DEVICE, MigrationStatus.COMPLETED);
-            try {
-                d.complete(RamDigest.sha256(subject.ramBlocks()));
-            } catch (Throwable t) {
-                d.completeExceptionally(t);
-            }
+            completed();
         } catch (Throwable t) {
-            MigrationException e = error.set(t);
-            Transport.Connection c = connection;
-            if (c != null) {
-                c.close();
-            }
-            MultifdSender tx = multifd;
-            if (tx != null) {
-                tx.fail(e);
-                tx.close();
-            }
-            if (driver != null) {
-                driver.cleanup();
-            }
-            subject.resumeAfterFailedMigration(); // no-op unless the switchover had stopped the VM
-            totalTimeMs = System.currentTimeMillis() - startMillis;
-            boolean cancelled = cancelRequested || e.category() == Category.CANCELLED;
-            state.finish(cancelled ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
+            failed(t);
         }
+    }
+
+    /** §2.2: the main channel. */
+    private Transport.Connection connectMain() {
+        Transport.Connection c = Transport.connect(uri, tls);
+        connection = c;
+        if (cancelRequested) {
+            throw error.get();
+        }
+        return c;
+    }
+
+    /**
+     * §2.2: N more connections to the same address, before anything is written on the main
+     * channel; each sender thread opens with its init packet.
+     */
+    private void connectMultifd() {
+        MultifdConfig mc = config.multifdConfig(subject.uuid(), subject.ramBlocks().getFirst().pageSize());
+        List<java.nio.channels.ByteChannel> chans = new ArrayList<>();
+        try {
+            for (int i = 0; i < mc.channels(); i++) {
+                chans.add(Transport.connectMultifd(uri, i, tls));
+            }
+        } catch (RuntimeException e) {
+            chans.forEach(Transport::closeQuietly);
+            throw e;
+        }
+        MultifdSender tx = new MultifdSender(mc, chans, error);
+        multifd = tx;
+        tx.start();
+        if (cancelRequested) {
+            throw error.get();
+        }
+    }
+
+    /** Device state over multifd: multifd on, compression none (jmigrate has no mapped-ram). */
+    private boolean multifdDeviceState() {
+        return config.multifd() && "none".equals(config.multifdCompression());
+    }
+
+    /**
+     * §1.12 steps 1-2: the device registry for this migration, header, configuration,
+     * [OPEN_RETURN_PATH, PING], START sections; then the status becomes active.
+     */
+    private void setup(Transport.Connection c) {
+        MultifdSender tx = multifd;
+        RamSaver.Mode mode;
+        if (tx != null) {
+            mode = new RamSaver.Mode(tx.config().zeroPageDetection() == ZeroPageDetection.LEGACY, tx,
+                    subject.multifdFlushAfterEachSection());
+        } else {
+            mode = RamSaver.Mode.mainChannel(!"none".equals(config.zeroPageDetection()));
+        }
+        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart());
+        SaveStateRegistry<SaveVmHandlers.Save> reg = subject.saveRegistry(options, ram, n -> {
+            if (eventsOn()) {
+                events.emit("MIGRATION_PASS", Map.of("pass", n));
+            }
+        }, mode);
+        SaveVmDriver d = new SaveVmDriver(reg.entries(), subject.configuration(), ram.pageSize);
+        driver = d;
+        QemuFileWriter w = new QemuFileWriter(c.channel(), "migration stream to " + c.description());
+        writer = w;
+        if (config.has(Capability.RETURN_PATH) && c.bidirectional()) {
+            SourceReturnPath rp = new SourceReturnPath(c, error, () -> !cancelRequested && state.get().isActive());
+            returnPath = rp;
+            rp.start();
+        }
+        d.writeHeader(w, returnPath != null);
+        d.setup(w);
+        setupTimeMs = System.currentTimeMillis() - startMillis;
+        if (!state.cas(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
+            throw cancelledOrState();
+        }
+    }
+
+    /**
+     * §1.12 steps 4-8 with the VM stopped: status device, [SWITCHOVER_START], END sections,
+     * FULL sections, EOF, vmdesc.
+     */
+    private void switchover() {
+        precopyBytes = transferred();
+        subject.stopForMigration();
+        if (!state.cas(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
+            throw cancelledOrState();
+        }
+        driver.complete(writer, subject.sendSwitchoverStart(), true);
+        downtimeBytes = transferred() - precopyBytes;
+    }
+
+    /** With a return path: the destination's SHUT, sent once it has loaded everything (§1.10). */
+    private void awaitDestination() throws InterruptedException {
+        SourceReturnPath rp = returnPath;
+        if (rp != null) {
+            rp.awaitShut(SHUT_TIMEOUT);
+        }
+    }
+
+    /** Every queued multifd packet written, then the channels close; then the main channel. */
+    private void closeChannels(Transport.Connection c) {
+        MultifdSender tx = multifd;
+        if (tx != null) {
+            tx.close();
+            error.throwIfSet();
+        }
+        c.close();
+    }
+
+    /**
+     * Stats, cleanup, status completed (run state postmigrate); the RAM digest (for integrity
+     * checks) runs after completion is reported: the VM stays stopped in postmigrate, and cont
+     * waits for it (holdRunUntil).
+     */
+    private void completed() {
+        // total-time ends with the stream, as QEMU's; the digest (for tests) is not part of it
+        long total = System.currentTimeMillis() - startMillis;
+        updateRates(transferred(), total);
+        totalTimeMs = total;
+        driver.cleanup();
+        java.util.concurrent.CompletableFuture<String> d = new java.util.concurrent.CompletableFuture<>();
+        digest = d;
+        subject.holdRunUntil(d);
+        subject.outgoingCompleted();
+        state.cas(MigrationStatus.DEVICE, MigrationStatus.COMPLETED);
+        try {
+            d.complete(RamDigest.sha256(subject.ramBlocks()));
+        } catch (Throwable t) {
+            d.completeExceptionally(t);
+        }
+    }
+
+    /**
+     * The one failure path (errors and cancel alike): record the first error, close every
+     * channel, clean the devices up, resume the VM if the switchover had stopped it.
+     */
+    private void failed(Throwable t) {
+        MigrationException e = error.set(asSeenHere(t));
+        Transport.Connection c = connection;
+        if (c != null) {
+            c.close();
+        }
+        MultifdSender tx = multifd;
+        if (tx != null) {
+            tx.fail(e);
+            tx.close();
+        }
+        SaveVmDriver d = driver;
+        if (d != null) {
+            d.cleanup();
+        }
+        subject.resumeAfterFailedMigration(); // no-op unless the switchover had stopped the VM
+        totalTimeMs = System.currentTimeMillis() - startMillis;
+        boolean cancelled = cancelRequested || e.category() == Category.CANCELLED;
+        state.finish(cancelled ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
+    }
+
+    /**
+     * A main-channel write that failed because the destination hung up is reported as that:
+     * the destination closing the main channel is the cause this side can see.
+     */
+    private static Throwable asSeenHere(Throwable t) {
+        if (t instanceof io.jmigrate.stream.StreamException se && se.category() == Category.IO
+                && Transports.peerHungUp(se)) {
+            return new MigrationException(Category.IO, "the destination closed the main channel ("
+                    + se.getMessage() + ")", se);
+        }
+        return t;
     }
 
     private MigrationException cancelledOrState() {
@@ -320,6 +395,7 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
             long limitStart = window[1];
+            // one lambda per iteration (up to 50 ms of pages), none per rate check
             driver.iterate(w, () -> transferred() - limitStart >= budget);
             error.throwIfSet();
             if (transferred() - window[1] >= budget) {
@@ -337,66 +413,23 @@ public final class OutgoingMigration implements Runnable {
         return (w == null ? 0 : w.position()) + multifdBytes();
     }
 
+    /** Called on every rate check of an iteration: sums the channels' counters, allocates nothing. */
     private long multifdBytes() {
         MultifdSender tx = multifd;
-        if (tx == null) {
-            return 0;
-        }
-        long n = 0;
-        for (ChannelStats s : tx.stats()) {
-            n += s.bytes();
-        }
-        return n;
+        return tx == null ? 0 : tx.bytesSent();
     }
 
     /** Normal and zero pages sent so far, on the main channel and the multifd channels. */
     private long pagesSent() {
         long n = ram.normalPages + ram.zeroPages;
         MultifdSender tx = multifd;
-        if (tx != null) {
-            for (ChannelStats s : tx.stats()) {
-                n += s.normalPages() + s.zeroPages();
-            }
-        }
-        return n;
+        return tx == null ? n : n + tx.pagesSent();
     }
 
     private void updateRates(long transferred, long ms) {
         if (ms > 0) {
             mbps = transferred * 8.0 / 1e6 / (ms / 1000.0);
         }
-    }
-
-    private void startReturnPath(Transport.Connection c) {
-        Thread t = new Thread(() -> {
-            QemuFileReader r = new QemuFileReader(c.channel(), "return path from " + c.description(),
-                    StreamLimits.DEFAULT);
-            try {
-                while (true) {
-                    int type = r.readBe16("return-path message type");
-                    int len = r.readBe16("return-path message length");
-                    byte[] payload = r.readBytes(len, "return-path message payload");
-                    switch (type) {
-                        case 1 -> { // SHUT
-                            shutStatus = len == 4 ? java.nio.ByteBuffer.wrap(payload).getInt() : -1;
-                            shut.countDown();
-                            return;
-                        }
-                        case 2 -> { } // PONG
-                        default -> throw r.fail(Category.PROTOCOL, "unexpected return-path message type " + type
-                                + " (expected SHUT 1 or PONG 2)");
-                    }
-                }
-            } catch (MigrationException e) {
-                if (!cancelRequested && state.get().isActive()) {
-                    error.set(new MigrationException(Category.IO, "return path failed: " + e.getMessage(), e));
-                    c.close();
-                }
-                shut.countDown();
-            }
-        }, "mig/src/rp_thr");
-        t.setDaemon(true);
-        t.start();
     }
 
     /** {@code query-migrate}'s MigrationInfo, with QEMU's member names and types. */

@@ -24,17 +24,44 @@ public final class LoadVmDispatcher {
         void pong(int value);
     }
 
-    private final SaveStateRegistry registry;
+    private final SaveStateRegistry<SaveVmHandlers.Load> registry;
     private final StreamConfiguration configuration;
     private final ReturnPath returnPath;
-    private final Map<Integer, SaveStateEntry> bySectionId = new HashMap<>();
+    private final Map<Integer, SaveStateEntry<SaveVmHandlers.Load>> bySectionId = new HashMap<>();
     private String vmdesc;
     private boolean sawSwitchoverStart;
 
-    public LoadVmDispatcher(SaveStateRegistry registry, StreamConfiguration configuration, ReturnPath returnPath) {
+    private final SaveVmHandlers.LoadThreads loadThreads;
+
+    public LoadVmDispatcher(SaveStateRegistry<SaveVmHandlers.Load> registry, StreamConfiguration configuration,
+                            ReturnPath returnPath) {
+        this(registry, configuration, returnPath, (device, task) -> {
+            throw new MigrationException(Category.INTERNAL, "device " + device + " wants a load thread, but this "
+                    + "destination has no load-thread pool");
+        });
+    }
+
+    /**
+     * @param loadThreads the destination's load-thread pool, handed to every device at
+     *                    MIG_CMD_SWITCHOVER_START
+     */
+    public LoadVmDispatcher(SaveStateRegistry<SaveVmHandlers.Load> registry, StreamConfiguration configuration,
+                            ReturnPath returnPath, SaveVmHandlers.LoadThreads loadThreads) {
         this.registry = registry;
         this.configuration = configuration;
         this.returnPath = returnPath;
+        this.loadThreads = loadThreads;
+    }
+
+    /** Calls every device's {@code loadCleanup}; safe without setup and more than once. */
+    public void cleanup() {
+        for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
+            try {
+                e.handlers().loadCleanup();
+            } catch (RuntimeException ignored) {
+                // cleanup reports nothing: the first error was already recorded
+            }
+        }
     }
 
     /** The vmdesc JSON the source sent after EOF, or null. */
@@ -42,13 +69,25 @@ public final class LoadVmDispatcher {
         return vmdesc;
     }
 
+    /** Loads the whole stream (no load threads to wait for). */
+    public void load(QemuFileReader r, BooleanSupplier aborted) {
+        load(r, aborted, () -> { });
+    }
+
     public boolean sawSwitchoverStart() {
         return sawSwitchoverStart;
     }
 
-    /** Loads the whole stream; {@code aborted} is polled between sections. */
-    public void load(QemuFileReader r, BooleanSupplier aborted) {
+    /**
+     * Loads the whole stream up to EOF and the vmdesc trailer; {@code aborted} is polled between
+     * sections. {@code atEof} runs when EOF is read, before the devices' {@code loadComplete}
+     * (the caller waits for its load threads there).
+     */
+    public void load(QemuFileReader r, BooleanSupplier aborted, Runnable atEof) {
         StreamFraming.readFileHeader(r);
+        for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
+            e.handlers().loadSetup();
+        }
         boolean first = true;
         while (true) {
             if (aborted.getAsBoolean()) {
@@ -68,7 +107,7 @@ public final class LoadVmDispatcher {
                 }
                 case START, FULL -> {
                     SectionHeader h = StreamFraming.readSectionHeader(r, t, at);
-                    SaveStateEntry e = registry.find(h.idstr(), h.instanceId());
+                    SaveStateEntry<SaveVmHandlers.Load> e = registry.find(h.idstr(), h.instanceId());
                     if (e == null) {
                         throw r.fail(Category.MISMATCH, at, "Unknown savevm section or instance '" + h.idstr() + "' "
                                 + h.instanceId() + ": this VM has " + registry.entries().stream()
@@ -86,7 +125,7 @@ public final class LoadVmDispatcher {
                 }
                 case PART, END -> {
                     SectionHeader h = StreamFraming.readSectionHeader(r, t, at);
-                    SaveStateEntry e = bySectionId.get(h.sectionId());
+                    SaveStateEntry<SaveVmHandlers.Load> e = bySectionId.get(h.sectionId());
                     if (e == null) {
                         throw r.fail(Category.PROTOCOL, at, t + " section with id " + h.sectionId()
                                 + " has no START section before it");
@@ -96,7 +135,8 @@ public final class LoadVmDispatcher {
                 }
                 case COMMAND -> handleCommand(r, StreamFraming.readCommand(r), at);
                 case EOF -> {
-                    for (SaveStateEntry e : registry.entries()) {
+                    atEof.run();
+                    for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
                         e.handlers().loadComplete();
                     }
                     if (r.peekU8() == SectionType.VMDESCRIPTION.wire) {
@@ -129,8 +169,8 @@ public final class LoadVmDispatcher {
             }
             case SWITCHOVER_START -> {
                 sawSwitchoverStart = true;
-                for (SaveStateEntry e : registry.entries()) {
-                    e.handlers().switchoverStart();
+                for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
+                    e.handlers().switchoverStart(loadThreads);
                 }
             }
             default -> throw r.fail(Category.PROTOCOL, at, c.command().qemuName()

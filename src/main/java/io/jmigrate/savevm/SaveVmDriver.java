@@ -16,7 +16,8 @@ import java.util.List;
  *  [return path]     CMD OPEN_RETURN_PATH, CMD PING(1)
  *  setup             START section per iterable device
  *  iterate …         PART section per iterable device, repeated
- *  complete          [CMD SWITCHOVER_START] END per iterable, FULL per other device, EOF, vmdesc
+ *  complete          [CMD SWITCHOVER_START] [save threads] END per iterable, [join], FULL per other
+ *                    device, EOF, vmdesc
  * </pre>
  *
  * Runs on the migration thread only.
@@ -24,11 +25,11 @@ import java.util.List;
 public final class SaveVmDriver {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final List<SaveStateEntry> entries;
+    private final List<SaveStateEntry<SaveVmHandlers.Save>> entries;
     private final StreamConfiguration configuration;
     private final int pageSize;
 
-    public SaveVmDriver(List<SaveStateEntry> entries, StreamConfiguration configuration, int pageSize) {
+    public SaveVmDriver(List<SaveStateEntry<SaveVmHandlers.Save>> entries, StreamConfiguration configuration, int pageSize) {
         this.entries = List.copyOf(entries);
         this.configuration = configuration;
         this.pageSize = pageSize;
@@ -50,7 +51,7 @@ public final class SaveVmDriver {
 
     /** START sections of every iterable device. */
     public void setup(QemuFileWriter w) {
-        for (SaveStateEntry e : entries) {
+        for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
             if (e.handlers().isIterable()) {
                 StreamFraming.writeSectionHeader(w, SectionHeader.full(SectionType.START, e.sectionId(), e.idstr(),
                         e.instanceId(), e.versionId()));
@@ -63,7 +64,7 @@ public final class SaveVmDriver {
 
     public long pendingEstimate() {
         long n = 0;
-        for (SaveStateEntry e : entries) {
+        for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
             n += e.handlers().pendingEstimate();
         }
         return n;
@@ -71,7 +72,7 @@ public final class SaveVmDriver {
 
     public long pendingExact() {
         long n = 0;
-        for (SaveStateEntry e : entries) {
+        for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
             n += e.handlers().pendingExact();
         }
         return n;
@@ -80,7 +81,7 @@ public final class SaveVmDriver {
     /** One PART section per iterable device. Returns true when every device finished its pass. */
     public boolean iterate(QemuFileWriter w, SaveVmHandlers.RateLimit limit) {
         boolean all = true;
-        for (SaveStateEntry e : entries) {
+        for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
             if (e.handlers().isIterable()) {
                 StreamFraming.writeSectionHeader(w, SectionHeader.partEnd(SectionType.PART, e.sectionId()));
                 all &= e.handlers().saveIterate(w, limit);
@@ -97,28 +98,58 @@ public final class SaveVmDriver {
 
     /**
      * Completion with the VM stopped: SWITCHOVER_START (if the compat property says so), END
-     * sections, FULL sections, EOF and the vmdesc trailer.
+     * sections, FULL sections, EOF and the vmdesc trailer, in one go (no save threads).
      */
     public void complete(QemuFileWriter w, boolean sendSwitchoverStart, boolean sendVmdesc) {
         if (sendSwitchoverStart) {
-            StreamFraming.writeCommand(w, Command.of(MigCommand.SWITCHOVER_START));
-            w.flush();
+            switchoverStart(w);
         }
-        for (SaveStateEntry e : entries) {
+        completeIterables(w);
+        completeNonIterables(w);
+        finish(w, sendVmdesc);
+    }
+
+    /** Step 4 of PROTOCOL.md §1.12: MIG_CMD_SWITCHOVER_START, flushed. */
+    public void switchoverStart(QemuFileWriter w) {
+        StreamFraming.writeCommand(w, Command.of(MigCommand.SWITCHOVER_START));
+        w.flush();
+    }
+
+    /** The devices that have the save-thread hook, in registration order. */
+    public List<SaveStateEntry<SaveVmHandlers.Save>> saveThreadDevices() {
+        return entries.stream().filter(e -> e.handlers().hasCompletePrecopyThread()).toList();
+    }
+
+    /** Step 5 of §1.12: one END section per iterable device (save threads may run meanwhile). */
+    public void completeIterables(QemuFileWriter w) {
+        for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
             if (e.handlers().isIterable()) {
                 StreamFraming.writeSectionHeader(w, SectionHeader.partEnd(SectionType.END, e.sectionId()));
                 e.handlers().saveComplete(w);
                 StreamFraming.writeFooter(w, e.sectionId());
             }
         }
-        ArrayNode devices = JSON.createArrayNode();
-        for (SaveStateEntry e : entries) {
-            if (!e.handlers().isIterable()) {
+    }
+
+    /** Step 6 of §1.12: one FULL section per device with a save_state hook, after the save threads were joined. */
+    public void completeNonIterables(QemuFileWriter w) {
+        for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
+            if (e.handlers().hasSaveState()) {
                 StreamFraming.writeSectionHeader(w, SectionHeader.full(SectionType.FULL, e.sectionId(), e.idstr(),
                         e.instanceId(), e.versionId()));
                 e.handlers().saveState(w);
                 StreamFraming.writeFooter(w, e.sectionId());
-                ObjectNode d = e.handlers().vmdesc();
+            }
+        }
+    }
+
+    /** Steps 7-8 of §1.12: EOF, then the vmdesc trailer (devices' entries from their FULL sections). */
+    public void finish(QemuFileWriter w, boolean sendVmdesc) {
+        w.putU8(SectionType.EOF.wire);
+        if (sendVmdesc) {
+            ArrayNode devices = JSON.createArrayNode();
+            for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
+                ObjectNode d = e.handlers().hasSaveState() ? e.handlers().vmdesc() : null;
                 if (d != null) {
                     ObjectNode entry = JSON.createObjectNode();
                     entry.put("name", e.idstr());
@@ -127,9 +158,6 @@ public final class SaveVmDriver {
                     devices.add(entry);
                 }
             }
-        }
-        w.putU8(SectionType.EOF.wire);
-        if (sendVmdesc) {
             ObjectNode root = JSON.createObjectNode();
             if (configuration != null) {
                 root.set("configuration", configuration.vmdesc());
@@ -142,9 +170,9 @@ public final class SaveVmDriver {
     }
 
     public void cleanup() {
-        for (SaveStateEntry e : entries) {
+        for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
             try {
-                e.handlers().cleanup();
+                e.handlers().saveCleanup();
             } catch (RuntimeException ignored) {
                 // cleanup reports nothing: the first error was already recorded
             }

@@ -50,7 +50,7 @@ class RamSaverTest {
             loader.loadState(r, SectionType.END, 4);
             assertThat(r.atEof()).isTrue();
             assertThat(dst.segment().mismatch(src.segment())).isEqualTo(-1);
-            saver.cleanup();
+            saver.saveCleanup();
         }
     }
 

@@ -1,0 +1,13 @@
+package io.jmigrate.savevm;
+
+/**
+ * What a device learns about a migration when its handlers are created (one direction).
+ *
+ * @param multifdDeviceState device state goes over multifd: multifd on, compression none, no
+ *                           mapped-ram ({@code multifd_device_state_supported}). Without it a
+ *                           device sends its switchover state in its END section
+ * @param switchoverStart    the machine's compat property {@code send-switchover-start}
+ */
+public record SaveVmOptions(boolean multifdDeviceState, boolean switchoverStart) {
+    public static final SaveVmOptions MAIN_CHANNEL = new SaveVmOptions(false, true);
+}
