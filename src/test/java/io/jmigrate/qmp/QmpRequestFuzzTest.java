@@ -26,7 +26,9 @@ class QmpRequestFuzzTest {
                 } catch (JsonProcessingException e) {
                     return;
                 } catch (IOException e) {
-                    throw new AssertionError(e);
+                    // e.g. CharConversionException for bytes Jackson takes for UTF-32: the session
+                    // answers it as a JSON parse error too (reproducer: crash-utf32-char-conversion)
+                    return;
                 }
                 if (req == null || !req.isObject() || !req.path("execute").isTextual()) {
                     return;
