@@ -62,6 +62,11 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
                     + "(repeatable)")
     java.util.List<String> globals = new java.util.ArrayList<>();
 
+    @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R]",
+            description = "add a device whose switchover state goes over multifd device state (repeatable); "
+                    + "also seed=N, and the test hooks order=reverse and fail-at=save:N|load:N")
+    java.util.List<String> devices = new java.util.ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         java.util.Map<String, String> globalMap = new java.util.LinkedHashMap<>();
@@ -89,7 +94,7 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         }
         VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), backend, shared,
                 MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload),
-                globalMap);
+                globalMap, devices.stream().map(io.jmigrate.machine.BlobSpec::parse).toList());
         CountDownLatch quit = new CountDownLatch(1);
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);
