@@ -69,6 +69,8 @@ public final class BlobDevice implements Device {
     private boolean closed;
     private long mutations;
     private final Thread mutator;
+    /** The save-side test hooks fire in the first migration only. */
+    private final java.util.concurrent.atomic.AtomicBoolean saveHooksArmed = new java.util.concurrent.atomic.AtomicBoolean(true);
 
     public BlobDevice(BlobSpec spec) {
         this.spec = spec;
@@ -223,12 +225,14 @@ public final class BlobDevice implements Device {
             w.putBe64(TAG_SETUP).putBe64(spec.size()).putBe32(spec.chunk()).putU8(multifd ? 1 : 0).putBe64(TAG_END);
         }
 
+        private final boolean hooks = saveHooksArmed.getAndSet(false);
+
         @Override
         public void saveComplete(QemuFileWriter w) {
             if (!multifd) {
                 long start = System.nanoTime();
                 for (int idx = 0; idx < spec.chunks(); idx++) {
-                    if (idx == spec.failSave()) {
+                    if (hooks && idx == spec.failSave()) {
                         throw injected("save", idx);
                     }
                     long off = (long) idx * spec.chunk();
@@ -254,8 +258,14 @@ public final class BlobDevice implements Device {
             for (int i = 0; i < n; i++) {
                 int idx = spec.reverse() ? n - 1 - i : i;
                 abort.check(where() + " save thread");
-                if (idx == spec.failSave()) {
+                if (hooks && idx == spec.failSave()) {
                     throw injected("save", idx);
+                }
+                if (hooks && idx == spec.holdSave()) {
+                    while (!abort.isSet()) { // test hook: wait for the cancel or failure under test
+                        LockSupport.parkNanos(10_000_000);
+                    }
+                    abort.check(where() + " save thread (held by hold-at=save:" + idx + ")");
                 }
                 long off = (long) idx * spec.chunk();
                 int len = chunkLength(idx);

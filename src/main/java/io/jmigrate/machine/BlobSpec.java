@@ -8,7 +8,8 @@ import java.util.Map;
 
 /**
  * {@code --device blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R][,seed=N]}
- * plus two documented test hooks, {@code order=reverse} and {@code fail-at=save:N|load:N}.
+ * plus documented test hooks: {@code order=reverse}, {@code fail-at=save:N|load:N} and
+ * {@code hold-at=save:N}.
  *
  * @param id        device id; the section idstr is {@code NAME/blob}
  * @param size      state size in bytes (4 KiB .. 1 GiB)
@@ -18,11 +19,14 @@ import java.util.Map;
  * @param seed      seed of the initial content (default: derived from the id)
  * @param reverse   test hook: the save thread sends the chunks last to first, so that two chunks
  *                  of one channel always arrive out of index order
- * @param failSave  test hook: the save thread fails before chunk N (-1: never)
+ * @param failSave  test hook: the first migration's save thread fails before chunk N (-1: never)
  * @param failLoad  test hook: the load thread fails before applying chunk N (-1: never)
+ * @param holdSave  test hook {@code hold-at=save:N}: the first migration's save thread waits
+ *                  before chunk N until the migration is aborted (cancel, or another failure), so
+ *                  a test can act while device state is in flight (-1: never)
  */
 public record BlobSpec(String id, long size, int chunk, long readRate, long writeRate, long seed, boolean reverse,
-                       int failSave, int failLoad) {
+                       int failSave, int failLoad, int holdSave) {
     public static final long MAX_SIZE = 1L << 30;
     public static final int DEFAULT_CHUNK = 1 << 20;
     public static final int MAX_CHUNK = 16 << 20;
@@ -87,9 +91,10 @@ public record BlobSpec(String id, long size, int chunk, long readRate, long writ
         String seed = kv.remove("seed");
         String order = kv.remove("order");
         String failAt = kv.remove("fail-at");
+        String holdAt = kv.remove("hold-at");
         if (!kv.isEmpty()) {
             throw new MigrationException(Category.CONFIG, "--device blob,id=" + id + ": unknown option(s) "
-                    + kv.keySet() + ", expected id, size, chunk, read-rate, write-rate, seed, order, fail-at");
+                    + kv.keySet() + ", expected id, size, chunk, read-rate, write-rate, seed, order, fail-at, hold-at");
         }
         boolean reverse = false;
         if (order != null) {
@@ -115,8 +120,15 @@ public record BlobSpec(String id, long size, int chunk, long readRate, long writ
                 failLoad = n;
             }
         }
+        int holdSave = -1;
+        if (holdAt != null) {
+            if (!holdAt.startsWith("save:")) {
+                throw new MigrationException(Category.CONFIG, "--device blob,id=" + id + ": hold-at must be save:N");
+            }
+            holdSave = Integer.parseInt(holdAt.substring(5));
+        }
         return new BlobSpec(id, sz, (int) ch, rr == null ? 0 : bytes(rr), wr == null ? 0 : bytes(wr),
-                seed == null ? id.hashCode() : Long.parseLong(seed), reverse, failSave, failLoad);
+                seed == null ? id.hashCode() : Long.parseLong(seed), reverse, failSave, failLoad, holdSave);
     }
 
     /** A size or rate with an optional K/M/G suffix; a bare number is bytes. */

@@ -15,14 +15,25 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * parsed (init, 12-byte header, fixed RAM packet of 320 + 8 x 128 bytes, payload) so that the
  * first RAM packet carrying pages is the one changed. Any end closing closes both ends of its pair.
  */
-final class MultifdFaultProxy implements AutoCloseable {
+public final class MultifdFaultProxy implements AutoCloseable {
     static final int INIT = 64;
     static final int PACKET = 320 + 8 * 128;
 
-    enum Fault {
+    public enum Fault {
         NONE, INIT_MAGIC, INIT_VERSION, CHANNEL_ID_OUT_OF_RANGE, DUPLICATE_ID, HEADER_MAGIC, HEADER_VERSION,
         COUNT_ABOVE_CAPACITY, OFFSET_OUTSIDE_BLOCK, UNKNOWN_BLOCK, TRUNCATED_PAYLOAD, DROPPED_MID_PACKET,
-        NEVER_CONNECTS
+        NEVER_CONNECTS,
+        /** Device state, on whichever channel carries the first device-state packet: the link breaks mid-payload. */
+        DEVICE_STATE_DROPPED,
+        /** Device state: the first device-state packet's instance id becomes 7. */
+        DEVICE_STATE_UNKNOWN_INSTANCE
+    }
+
+    /** Device-state faults hit the first device-state packet of any channel, once. */
+    private final java.util.concurrent.atomic.AtomicBoolean deviceFaultDone = new java.util.concurrent.atomic.AtomicBoolean();
+
+    private boolean deviceFault() {
+        return fault == Fault.DEVICE_STATE_DROPPED || fault == Fault.DEVICE_STATE_UNKNOWN_INSTANCE;
     }
 
     private final ServerSocketChannel server;
@@ -33,7 +44,7 @@ final class MultifdFaultProxy implements AutoCloseable {
     private final List<SocketChannel> open = new CopyOnWriteArrayList<>();
     private volatile boolean closed;
 
-    MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels) throws IOException {
+    public MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels) throws IOException {
         this.destination = destination;
         this.fault = fault;
         this.targetId = targetId;
@@ -42,7 +53,7 @@ final class MultifdFaultProxy implements AutoCloseable {
         Thread.ofPlatform().daemon().name("proxy-accept").start(this::acceptLoop);
     }
 
-    String uri() throws IOException {
+    public String uri() throws IOException {
         return "tcp:127.0.0.1:" + ((InetSocketAddress) server.getLocalAddress()).getPort();
     }
 
@@ -93,6 +104,10 @@ final class MultifdFaultProxy implements AutoCloseable {
             }
             dst = connect();
             write(dst, init);
+            if (deviceFault()) {
+                deviceStateLoop(src, dst);
+                return;
+            }
             if (!target || fault == Fault.NONE) {
                 pump(src, dst);
                 return;
@@ -136,6 +151,44 @@ final class MultifdFaultProxy implements AutoCloseable {
         } finally {
             closeQuietly(src);
             closeQuietly(dst);
+        }
+    }
+
+    /** Parses every packet (RAM or device state) and spoils the first device-state packet seen on any channel. */
+    private void deviceStateLoop(SocketChannel src, SocketChannel dst) throws IOException {
+        while (true) {
+            ByteBuffer h = read(src, 12);
+            int flags = h.getInt(8);
+            if ((flags & 0x40) == 0) {
+                ByteBuffer p = read(src, PACKET - 12);
+                int next = p.getInt(20 - 12);
+                write(dst, h);
+                write(dst, p);
+                write(dst, read(src, next));
+                continue;
+            }
+            ByteBuffer d = read(src, 276 - 12);
+            int len = d.getInt(272 - 12);
+            ByteBuffer payload = read(src, len);
+            if (deviceFaultDone.compareAndSet(false, true)) {
+                if (fault == Fault.DEVICE_STATE_UNKNOWN_INSTANCE) {
+                    d.putInt(268 - 12, 7);
+                } else {
+                    write(dst, h);
+                    write(dst, d);
+                    payload.limit(len / 2);
+                    write(dst, payload);
+                    dst.close();
+                    ByteBuffer sink = ByteBuffer.allocate(1 << 16);
+                    while (src.read(sink.clear()) >= 0) {
+                        // swallow
+                    }
+                    return;
+                }
+            }
+            write(dst, h);
+            write(dst, d);
+            write(dst, payload);
         }
     }
 
@@ -190,6 +243,10 @@ final class MultifdFaultProxy implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
+        closeAll();
+    }
+
+    private void closeAll() throws IOException {
         closed = true;
         server.close();
         for (SocketChannel s : open) {
