@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jmigrate.multifd.ChannelStats;
+import io.jmigrate.multifd.MultifdCompression;
 import io.jmigrate.ram.MultifdCapture;
 import io.jmigrate.savevm.Command;
 import io.jmigrate.savevm.SectionType;
@@ -58,9 +59,12 @@ public record AnalysisResult(Path file, boolean gzip, long length, String machin
      * @param legacySync whether each RAM EOS (QEMU &lt; 8.1 without MULTIFD_FLUSH) drove the SYNC barrier
      * @param ramSha256  RAMBlock idstr to the sha256 (hex) of its reconstructed contents (main-channel
      *                   pages overlaid with multifd pages), in block-list order; empty unless asked for
+     * @param compression the multifd-compression method the channels were decoded with
+     * @param detectedAt  the packet whose flags showed the method (channel, file, byte offset), or
+     *                    null when it was named by the user and no packet carried pages
      */
     public record MultifdSummary(List<MultifdCapture.ChannelReport> channels, boolean legacySync,
-                                 Map<String, String> ramSha256) {
+                                 Map<String, String> ramSha256, MultifdCompression compression, String detectedAt) {
         public MultifdSummary {
             channels = List.copyOf(channels);
             ramSha256 = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(ramSha256));
@@ -175,6 +179,10 @@ public record AnalysisResult(Path file, boolean gzip, long length, String machin
         if (multifd != null) {
             ObjectNode m = o.putObject("multifd");
             m.put("sync", multifd.legacySync() ? "legacy: each RAM EOS" : "MULTIFD_FLUSH");
+            m.put("compression", multifd.compression().parameter());
+            if (multifd.detectedAt() != null) {
+                m.put("compression_detected_at", multifd.detectedAt());
+            }
             ArrayNode chs = m.putArray("channels");
             for (MultifdCapture.ChannelReport c : multifd.channels()) {
                 ChannelStats t = c.stats();

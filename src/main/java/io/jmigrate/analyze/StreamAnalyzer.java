@@ -11,6 +11,7 @@ import io.jmigrate.analyze.VmDesc.DeviceKey;
 import io.jmigrate.analyze.VmDesc.VmsdStruct;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.multifd.MultifdCompression;
 import io.jmigrate.multifd.MultifdConfig;
 import io.jmigrate.ram.MultifdCapture;
 import io.jmigrate.ram.RamBlockInfo;
@@ -77,8 +78,11 @@ public final class StreamAnalyzer {
      * @param multifdChannels the multifd channel files of a recorded multifd migration whose main
      *                        channel is analysed (any order; empty for a plain stream)
      * @param ramDigests      with multifd channels: compute the sha256 of every reconstructed RAMBlock
+     * @param multifdCompression with multifd channels: the multifd-compression method to decode them
+     *                        with, or null to take it from the packets' compression flags
      */
-    public record Options(Path extractDir, StreamLimits limits, List<Path> multifdChannels, boolean ramDigests) {
+    public record Options(Path extractDir, StreamLimits limits, List<Path> multifdChannels, boolean ramDigests,
+                          MultifdCompression multifdCompression) {
         public static final Options DEFAULT = new Options(null,
                 new StreamLimits(StreamLimits.DEFAULT.maxBuffer(), DEFAULT_MAX_VMDESC, StreamLimits.DEFAULT.maxCommandLen()));
 
@@ -87,24 +91,29 @@ public final class StreamAnalyzer {
         }
 
         public Options(Path extractDir, StreamLimits limits) {
-            this(extractDir, limits, List.of(), false);
+            this(extractDir, limits, List.of(), false, null);
         }
 
         public Options withExtractDir(Path dir) {
-            return new Options(dir, limits, multifdChannels, ramDigests);
+            return new Options(dir, limits, multifdChannels, ramDigests, multifdCompression);
         }
 
         public Options withLimits(StreamLimits l) {
-            return new Options(extractDir, l, multifdChannels, ramDigests);
+            return new Options(extractDir, l, multifdChannels, ramDigests, multifdCompression);
         }
 
         /** Decodes {@code channels} along with the main stream (see {@link StreamAnalyzer#analyzeCapture}). */
         public Options withMultifd(List<Path> channels) {
-            return new Options(extractDir, limits, channels, ramDigests);
+            return new Options(extractDir, limits, channels, ramDigests, multifdCompression);
         }
 
         public Options withRamDigests(boolean digests) {
-            return new Options(extractDir, limits, multifdChannels, digests);
+            return new Options(extractDir, limits, multifdChannels, digests, multifdCompression);
+        }
+
+        /** Decodes the multifd channels with {@code method} (null: detect it from the packet flags). */
+        public Options withMultifdCompression(MultifdCompression method) {
+            return new Options(extractDir, limits, multifdChannels, ramDigests, method);
         }
     }
 
@@ -256,7 +265,8 @@ public final class StreamAnalyzer {
         if (options.ramDigests()) {
             res.blocks().forEach((k, v) -> digests.put(k, MultifdCapture.Result.sha256(v)));
         }
-        return new MultifdSummary(res.channels(), res.legacySync(), digests);
+        return new MultifdSummary(res.channels(), res.legacySync(), digests, res.compression(),
+                res.detected() == null ? null : res.detected().where());
     }
 
     /** Channel threads stop before the memory they write into (extractor mappings, arena) goes away. */
@@ -518,7 +528,7 @@ public final class StreamAnalyzer {
                     memory = (idstr, len) -> ram.arena.allocate(len, pageSize);
                 }
                 ram.capture = MultifdCapture.start(options.multifdChannels(), pageSize, memory,
-                        MultifdConfig.DEFAULT_TIMEOUT);
+                        MultifdConfig.DEFAULT_TIMEOUT, options.multifdCompression());
             }
             ObjectNode node = NODES.objectNode();
             ram.sizes = node.putObject("section sizes");

@@ -38,6 +38,9 @@ public sealed interface Engine {
             List<String> cmd = new ArrayList<>();
             cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
             cmd.add("--enable-native-access=ALL-UNNAMED");
+            // session-free ByteBuffer views of guest RAM (io.jmigrate.memory.SegmentWindows)
+            cmd.add("--add-opens");
+            cmd.add("java.base/java.nio=ALL-UNNAMED");
             cmd.addAll(jvmArgs);
             Path code;
             try {

@@ -11,6 +11,7 @@ import io.jmigrate.analyze.StreamAnalyzer;
 import io.jmigrate.analyze.VmDesc;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.multifd.ChannelStats;
+import io.jmigrate.multifd.MultifdCompression;
 import io.jmigrate.ram.MultifdCapture;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -64,6 +65,24 @@ public final class AnalyzeCommand implements Callable<Integer> {
                     + "overlaid with multifd pages), --ram adds each rebuilt RAMBlock's sha256"})
     List<Path> multifd;
 
+    @Option(names = "--multifd-compression", paramLabel = "METHOD",
+            converter = CompressionConverter.class,
+            description = {"with --multifd: decode the channels as multifd-compression METHOD (none, zlib or zstd). "
+                    + "Default: the method the packets' compression flags name; a capture whose flags name another "
+                    + "method than METHOD is an error"})
+    MultifdCompression multifdCompression;
+
+    static final class CompressionConverter implements picocli.CommandLine.ITypeConverter<MultifdCompression> {
+        @Override
+        public MultifdCompression convert(String value) {
+            try {
+                return MultifdCompression.fromParameter(value);
+            } catch (IllegalArgumentException e) {
+                throw new picocli.CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
+    }
+
     @Option(names = {"-x", "--extract"}, paramLabel = "DIR",
             description = "extract into DIR: ram/<block>.ram per RAMBlock ('/' in names becomes '_'), "
                     + "devices/<idstr>_<section id>.json per device, state.json, desc.json, summary.json")
@@ -84,6 +103,10 @@ public final class AnalyzeCommand implements Callable<Integer> {
             if (extract != null) {
                 opts = opts.withExtractDir(extract.resolve("ram"));
             }
+            if (multifdCompression != null && multifd == null) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                        "--multifd-compression needs --multifd channel files");
+            }
             AnalysisResult res;
             if (multifd == null) {
                 res = StreamAnalyzer.analyze(file, opts);
@@ -91,7 +114,7 @@ public final class AnalyzeCommand implements Callable<Integer> {
                 List<Path> files = new ArrayList<>();
                 files.add(file);
                 files.addAll(multifd);
-                res = StreamAnalyzer.analyzeCapture(files, opts.withRamDigests(ram));
+                res = StreamAnalyzer.analyzeCapture(files, opts.withRamDigests(ram).withMultifdCompression(multifdCompression));
             }
             if (extract != null) {
                 writeExtract(res, out);
@@ -197,9 +220,12 @@ public final class AnalyzeCommand implements Callable<Integer> {
         return sb.isEmpty() ? "-" : sb.toString();
     }
 
-    private static void printMultifd(MultifdSummary m, PrintWriter out) {
+    private void printMultifd(MultifdSummary m, PrintWriter out) {
         out.printf("multifd: %d channel(s), every packet valid; SYNC barrier on %s%n", m.channels().size(),
                 m.legacySync() ? "each RAM EOS (legacy, QEMU < 8.1)" : "RAM_SAVE_FLAG_MULTIFD_FLUSH");
+        out.printf("multifd-compression: %s (%s)%n", m.compression().parameter(),
+                m.detectedAt() != null ? "from the packet flags"
+                        : multifdCompression != null ? "as given; no packet carried pages" : "no packet carried pages");
         out.printf("%4s  %-28s %9s %7s %13s %13s %13s %14s%n", "id", "file", "packets", "SYNCs", "device state",
                 "normal pages", "zero pages", "bytes");
         for (MultifdCapture.ChannelReport c : m.channels()) {

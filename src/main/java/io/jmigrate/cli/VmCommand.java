@@ -1,9 +1,8 @@
 package io.jmigrate.cli;
 
 import io.jmigrate.common.EventSink;
-import io.jmigrate.common.MigrationException;
-import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.machine.MachineType;
+import io.jmigrate.memory.MemoryBackend;
 import io.jmigrate.machine.Vm;
 import io.jmigrate.machine.VmConfig;
 import io.jmigrate.machine.WorkloadSpec;
@@ -14,7 +13,6 @@ import io.jmigrate.qmp.QmpServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.nio.file.Path;
 import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
@@ -33,8 +31,10 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             defaultValue = "128M")
     String memory;
 
-    @Option(names = "--memory-backend", paramLabel = "file=PATH,share=on|off",
-            description = "map guest RAM from a file, like memory-backend-file")
+    @Option(names = "--memory-backend", paramLabel = "ram|file=PATH,share=on|off|memfd[,prealloc=on][,thp=on]",
+            description = "guest RAM as QEMU's memory backends: ram (anonymous, faulted in lazily; the default), "
+                    + "file=PATH,share=on|off (memory-backend-file), memfd (memory-backend-memfd); prealloc=on "
+                    + "faults every page in before the VM starts; thp=on advises transparent huge pages")
     String memoryBackend;
 
     @Option(names = "--machine", description = "machine type: none, jm-10.1 (default), jm-9.2",
@@ -73,28 +73,10 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         for (String g : globals) {
             io.jmigrate.machine.MigrationProperties.parseGlobal(g, globalMap);
         }
-        Path backend = null;
-        boolean shared = false;
-        if (memoryBackend != null) {
-            for (String part : memoryBackend.split(",")) {
-                if (part.startsWith("file=")) {
-                    backend = Path.of(part.substring(5));
-                } else if (part.equals("share=on")) {
-                    shared = true;
-                } else if (part.equals("share=off")) {
-                    shared = false;
-                } else {
-                    throw new MigrationException(Category.CONFIG, "--memory-backend option '" + part
-                            + "' unknown, expected file=PATH and share=on|off");
-                }
-            }
-            if (backend == null) {
-                throw new MigrationException(Category.CONFIG, "--memory-backend needs file=PATH");
-            }
-        }
-        VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), backend, shared,
+        MemoryBackend backend = memoryBackend == null ? MemoryBackend.RAM : MemoryBackend.parse(memoryBackend);
+        VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), null, false,
                 MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload),
-                globalMap, devices.stream().map(io.jmigrate.machine.BlobSpec::parse).toList());
+                globalMap, backend, devices.stream().map(io.jmigrate.machine.BlobSpec::parse).toList());
         CountDownLatch quit = new CountDownLatch(1);
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);
@@ -107,6 +89,10 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             System.err.printf("jmigrate vm '%s': machine %s, %d MiB RAM (%s), QMP on %s, state %s%n", cfg.name(),
                     cfg.machine().name(), cfg.memoryBytes() >> 20, vm.ramBlocks().getFirst().backing(),
                     server.address(), vm.runState().qmpName);
+            if (!io.jmigrate.memory.SegmentWindows.sessionFree()) {
+                System.err.println("jmigrate vm: java.nio is not opened to jmigrate (--add-opens "
+                        + "java.base/java.nio=ALL-UNNAMED; the jar's manifest has it): page I/O allocates per page");
+            }
             if (incoming != null) {
                 if (incoming.equals("defer")) {
                     mm.deferIncoming();

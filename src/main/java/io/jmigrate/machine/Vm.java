@@ -49,10 +49,8 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     public Vm(VmConfig config, boolean incoming) {
         this.config = config;
         String idstr = config.machine().ramBlockName();
-        RamBlock ram = config.backendFile() == null
-                ? RamBlock.anonymous(idstr, config.memoryBytes(), RamBlock.DEFAULT_PAGE_SIZE, arena)
-                : RamBlock.mapped(idstr, config.memoryBytes(), RamBlock.DEFAULT_PAGE_SIZE, config.backendFile(),
-                        config.shared(), arena);
+        RamBlock ram = RamBlock.create(idstr, config.memoryBytes(), RamBlock.DEFAULT_PAGE_SIZE,
+                config.memoryBackend(), arena);
         this.blocks = List.of(ram);
         this.workload = config.workload() == null ? null : new Workload(config.workload(), ram);
         this.devices = List.copyOf(machineDevices());

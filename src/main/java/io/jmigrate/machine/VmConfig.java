@@ -2,6 +2,7 @@ package io.jmigrate.machine;
 
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.memory.MemoryBackend;
 
 import java.nio.file.Path;
 import java.util.Map;
@@ -19,11 +20,19 @@ import java.util.UUID;
  * @param startPaused  {@code -S}
  * @param workload     {@code --workload}, or null
  * @param globals      {@code --global migration.PROP=VALUE} overrides of the machine's compat properties
+ * @param memoryBackend {@code --memory-backend}; null derives it from {@code backendFile} and {@code shared}
  * @param blobs        {@code --device blob,...} devices, in command-line (= registration) order
  */
 public record VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared,
                        MachineType machine, boolean startPaused, WorkloadSpec workload, Map<String, String> globals,
-                       java.util.List<BlobSpec> blobs) {
+                       MemoryBackend memoryBackend, java.util.List<BlobSpec> blobs) {
+    public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
+                    boolean startPaused, WorkloadSpec workload, Map<String, String> globals,
+                    MemoryBackend memoryBackend) {
+        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, globals, memoryBackend,
+                java.util.List.of());
+    }
+
     public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
                     boolean startPaused, WorkloadSpec workload) {
         this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, Map.of());
@@ -31,10 +40,17 @@ public record VmConfig(String name, UUID uuid, long memoryBytes, Path backendFil
 
     public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
                     boolean startPaused, WorkloadSpec workload, Map<String, String> globals) {
-        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, globals, java.util.List.of());
+        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, globals, null,
+                java.util.List.of());
     }
 
     public VmConfig {
+        if (memoryBackend == null) {
+            memoryBackend = backendFile == null ? MemoryBackend.RAM : MemoryBackend.file(backendFile, shared);
+        } else {
+            backendFile = memoryBackend.path();
+            shared = memoryBackend.share();
+        }
         globals = globals == null ? Map.of() : Map.copyOf(globals);
         blobs = blobs == null ? java.util.List.of() : java.util.List.copyOf(blobs);
         java.util.Set<String> ids = new java.util.HashSet<>();

@@ -32,6 +32,7 @@ public final class RamBlock {
     private final MemorySegment segment;
     private final DirtyBitmap dirty;
     private final String backing;
+    private SegmentWindows windows;
 
     private RamBlock(String idstr, MemorySegment segment, int pageSize, String backing) {
         if (idstr == null || idstr.isEmpty() || idstr.length() > 255) {
@@ -53,10 +54,63 @@ public final class RamBlock {
         this.backing = backing;
     }
 
-    /** Anonymous guest RAM, zero-filled, from {@code arena} (which must be shared). */
+    /**
+     * Anonymous guest RAM, zero, mapped with {@code mmap} and faulted in on first touch (QEMU's
+     * {@code memory-backend-ram} without prealloc), unmapped when {@code arena} (which must be
+     * shared) closes.
+     */
     public static RamBlock anonymous(String idstr, long size, int pageSize, Arena arena) {
+        return create(idstr, size, pageSize, MemoryBackend.RAM, arena);
+    }
+
+    /**
+     * Guest RAM as {@code backend} says: anonymous, a file, or a memfd; then, if asked,
+     * transparent huge pages advised and every page faulted in (prealloc) before this returns.
+     */
+    public static RamBlock create(String idstr, long size, int pageSize, MemoryBackend backend, Arena arena) {
         checkSize(idstr, size, pageSize);
-        return new RamBlock(idstr, arena.allocate(size, pageSize), pageSize, "anonymous");
+        RamBlock b = switch (backend.kind()) {
+            case RAM -> new RamBlock(idstr, Mmap.anonymous(size, arena), pageSize, backend.describe());
+            case FILE -> mapFile(idstr, size, pageSize, backend.path(), backend.share(), arena, backend.describe());
+            case MEMFD -> {
+                int fd = Mmap.memfdCreate("jmigrate-" + idstr);
+                // the descriptor is opened as a file through /proc, so Java can map and send it
+                Path p = Path.of("/proc/self/fd/" + fd);
+                try {
+                    yield mapFile(idstr, size, pageSize, p, backend.share(), arena, backend.describe());
+                } finally {
+                    Mmap.close(fd); // the mapping keeps the memory file alive
+                }
+            }
+        };
+        if (backend.thp()) {
+            int e = Mmap.madvise(b.segment, Mmap.MADV_HUGEPAGE);
+            if (e != 0) {
+                System.err.println("jmigrate: madvise(MADV_HUGEPAGE) on block " + idstr + " failed: errno " + e);
+            }
+        }
+        if (backend.prealloc()) {
+            b.prealloc();
+        }
+        return b;
+    }
+
+    /**
+     * Faults every page in writable (QEMU's {@code prealloc=on}): {@code MADV_POPULATE_WRITE},
+     * or, on a kernel without it, a read and write-back of one byte per page.
+     */
+    private void prealloc() {
+        int e = Mmap.madvise(segment, Mmap.MADV_POPULATE_WRITE);
+        if (e == 0) {
+            return;
+        }
+        if (!Mmap.unsupported(e)) {
+            throw new MigrationException(Category.CONFIG, "prealloc of RAM block " + idstr + " (" + usedLength
+                    + " bytes) failed: madvise(MADV_POPULATE_WRITE) errno " + e);
+        }
+        for (long off = 0; off < usedLength; off += pageSize) {
+            segment.set(ValueLayout.JAVA_BYTE, off, segment.get(ValueLayout.JAVA_BYTE, off));
+        }
     }
 
     /**
@@ -66,6 +120,11 @@ public final class RamBlock {
      */
     public static RamBlock mapped(String idstr, long size, int pageSize, Path file, boolean shared, Arena arena) {
         checkSize(idstr, size, pageSize);
+        return mapFile(idstr, size, pageSize, file, shared, arena, "file=" + file + ",share=" + (shared ? "on" : "off"));
+    }
+
+    private static RamBlock mapFile(String idstr, long size, int pageSize, Path file, boolean shared, Arena arena,
+                                    String describe) {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
                 StandardOpenOption.WRITE)) {
             if (ch.size() < size) {
@@ -75,7 +134,7 @@ public final class RamBlock {
             }
             MemorySegment seg = ch.map(shared ? FileChannel.MapMode.READ_WRITE : FileChannel.MapMode.PRIVATE,
                     0, size, arena);
-            return new RamBlock(idstr, seg, pageSize, "file=" + file + ",share=" + (shared ? "on" : "off"));
+            return new RamBlock(idstr, seg, pageSize, describe);
         } catch (IOException e) {
             throw new MigrationException(Category.CONFIG, "cannot map guest RAM file " + file + " for block "
                     + idstr + ": " + e.getMessage(), e);
@@ -120,6 +179,17 @@ public final class RamBlock {
     /** One page of the block (no allocation beyond the slice view). */
     public MemorySegment page(long pageIndex) {
         return segment.asSlice(pageIndex << pageShift, pageSize);
+    }
+
+    /**
+     * ByteBuffer views of the whole block in 1 GiB windows for system calls only
+     * ({@link SegmentWindows#forIo}), made on first use.
+     */
+    public synchronized SegmentWindows ioWindows() {
+        if (windows == null) {
+            windows = SegmentWindows.forIo(segment);
+        }
+        return windows;
     }
 
     public DirtyBitmap dirtyBitmap() {

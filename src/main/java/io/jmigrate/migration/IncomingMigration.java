@@ -77,6 +77,8 @@ public final class IncomingMigration implements Runnable {
     /** The RAM digest after loading, computed while completion is reported (null before). */
     private volatile java.util.concurrent.CompletableFuture<String> digest;
     private volatile boolean cancelRequested;
+    /** Every expected connection is in: later ones are refused, or dropped if they prove nothing. */
+    private volatile boolean setupDone;
     private volatile Thread thread;
     private volatile String vmdesc;
     private volatile SaveStateRegistry<SaveVmHandlers.Load> registry;
@@ -329,6 +331,7 @@ public final class IncomingMigration implements Runnable {
         }, loadThreads(reg));
         dispatcher = d;
         d.load(r, () -> cancelRequested || error.isSet(), this::joinLoadThreads);
+        listener.close(); // mig/dst/listen ends: it refused unexpected channels until now
         error.throwIfSet();
         return d;
     }
@@ -425,20 +428,21 @@ public final class IncomingMigration implements Runnable {
         MigrationConfig cfg = liveConfig.get();
         activate();
         if (!cfg.multifd()) {
-            Transport.Connection c;
+            IncomingListener.Incoming in;
             try {
-                IncomingListener.Incoming in = IncomingListener.classify(first, PEEK_TIMEOUT);
-                if (!in.main()) {
-                    Transport.closeQuietly(in.channel());
-                    throw new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, "
-                            + "but this destination expects only the main channel (is the multifd capability on "
-                            + "at the source only?)");
-                }
-                c = new Transport.Connection(in.channel(), true, in.description());
-            } finally {
+                in = IncomingListener.classify(first, PEEK_TIMEOUT);
+            } catch (RuntimeException e) {
                 listener.close();
+                throw e;
             }
+            if (!in.main()) {
+                listener.close();
+                throw refuse(in, notMultifd(in));
+            }
+            Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
             connection = c;
+            setupDone = true;
+            listenUntilTheEnd(PEEK_TIMEOUT);
             return c;
         }
         List<RamBlock> blocks = subject.ramBlocks();
@@ -451,17 +455,7 @@ public final class IncomingMigration implements Runnable {
         multifd = rx;
         Duration timeout = mc.timeout();
         classifyLater(first, timeout);
-        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
-            try {
-                while (!error.isSet()) {
-                    classifyLater(listener.acceptUnclassified(), timeout);
-                }
-            } catch (MigrationException e) {
-                if (e.category() != Category.CANCELLED) {
-                    error.set(e);
-                }
-            }
-        });
+        listenUntilTheEnd(timeout);
         try {
             long deadline = System.nanoTime() + timeout.toNanos();
             while (!mainArrived.await(20, TimeUnit.MILLISECONDS)) {
@@ -477,10 +471,45 @@ public final class IncomingMigration implements Runnable {
             Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
             connection = c;
             rx.awaitChannels();
+            setupDone = true;
             return c;
-        } finally {
-            listener.close(); // mig/dst/listen ends; later connections are refused
+        } catch (RuntimeException | InterruptedException e) {
+            listener.close();
+            throw e;
         }
+    }
+
+    /**
+     * {@code mig/dst/listen}: keeps accepting until the load ends (run() closes the listener), so
+     * that a connection this destination does not expect (a multifd channel id beyond
+     * multifd-channels, a multifd channel without multifd, a second main channel) is refused
+     * with an error that names it, instead of being reset by a closed listener: the source
+     * would then hang up and the truncated main stream, a mere consequence, would be reported.
+     */
+    private void listenUntilTheEnd(Duration timeout) {
+        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
+            try {
+                while (!error.isSet()) {
+                    classifyLater(listener.acceptUnclassified(), timeout);
+                }
+            } catch (MigrationException e) {
+                if (e.category() != Category.CANCELLED) {
+                    error.set(e);
+                }
+            }
+        });
+    }
+
+    private static MigrationException notMultifd(IncomingListener.Incoming in) {
+        return new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, but this "
+                + "destination expects only the main channel (is the multifd capability on at the source only?)");
+    }
+
+    /** Records {@code e} as the first error, then closes the refused connection: the cause is in before the source can see the hang-up. */
+    private MigrationException refuse(IncomingListener.Incoming in, MigrationException e) {
+        MigrationException first = error.set(e);
+        Transport.closeQuietly(in.channel());
+        return first;
     }
 
     private void activate() {
@@ -490,17 +519,34 @@ public final class IncomingMigration implements Runnable {
         }
     }
 
-    /** Classifies {@code a} on its own thread; a multifd channel's init is read and validated there too. */
+    /**
+     * Classifies {@code a} on its own thread; a multifd channel's init is read and validated there
+     * too. Once every expected channel is in ({@link #setupDone}), a connection that closes or
+     * stays silent before its first 4 bytes proves nothing about this migration and is just
+     * dropped; one that is a channel this destination refuses fails the migration.
+     */
     private void classifyLater(IncomingListener.Accepted a, Duration timeout) {
+        boolean late = setupDone;
         Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+            IncomingListener.Incoming in;
             try {
-                IncomingListener.Incoming in = IncomingListener.classify(a, timeout);
+                in = IncomingListener.classify(a, timeout);
+            } catch (RuntimeException e) {
+                if (!late) {
+                    error.set(e);
+                }
+                return;
+            }
+            try {
+                if (!in.main() && multifd == null) {
+                    throw refuse(in, notMultifd(in));
+                }
                 if (in.main()) {
-                    if (!mainChannel.compareAndSet(null, in)) {
-                        Transport.closeQuietly(in.channel());
-                        throw new MigrationException(Category.PROTOCOL, in.description() + " is a second main "
-                                + "channel (it starts with the QEVM magic); the first was "
-                                + mainChannel.get().description());
+                    IncomingListener.Incoming prior = mainChannel.compareAndExchange(null, in);
+                    if (prior != null || connection != null) {
+                        throw refuse(in, new MigrationException(Category.PROTOCOL, in.description() + " is a "
+                                + "second main channel (it starts with the QEVM magic); the first was "
+                                + (prior != null ? prior.description() : connection.description())));
                     }
                     Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
                     connection = c;

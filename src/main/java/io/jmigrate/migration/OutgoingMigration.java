@@ -1,6 +1,7 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.Transports;
 
 import io.jmigrate.common.EventSink;
 import io.jmigrate.common.FirstError;
@@ -287,7 +288,7 @@ public final class OutgoingMigration implements Runnable {
             driver.completeIterables(w);
             w.flush();
         } catch (RuntimeException e) {
-            error.set(e); // first: the aborted save threads' "cancelled" must not win
+            error.set(asSeenHere(e)); // first: the aborted save threads' "cancelled" must not win
             if (pool != null) {
                 pool.abort();
                 pool.waitAll(multifd.config().timeout());
@@ -396,7 +397,7 @@ public final class OutgoingMigration implements Runnable {
      * channel, clean the devices up, resume the VM if the switchover had stopped it.
      */
     private void failed(Throwable t) {
-        MigrationException e = error.set(t);
+        MigrationException e = error.set(asSeenHere(t));
         Transport.Connection c = connection;
         if (c != null) {
             c.close();
@@ -418,6 +419,19 @@ public final class OutgoingMigration implements Runnable {
         totalTimeMs = System.currentTimeMillis() - startMillis;
         boolean cancelled = cancelRequested || e.category() == Category.CANCELLED;
         state.finish(cancelled ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
+    }
+
+    /**
+     * A main-channel write that failed because the destination hung up is reported as that:
+     * the destination closing the main channel is the cause this side can see.
+     */
+    private static Throwable asSeenHere(Throwable t) {
+        if (t instanceof io.jmigrate.stream.StreamException se && se.category() == Category.IO
+                && Transports.peerHungUp(se)) {
+            return new MigrationException(Category.IO, "the destination closed the main channel ("
+                    + se.getMessage() + ")", se);
+        }
+        return t;
     }
 
     private MigrationException cancelledOrState() {
@@ -466,6 +480,7 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
             long limitStart = window[1];
+            // one lambda per iteration (up to 50 ms of pages), none per rate check
             driver.iterate(w, () -> transferred() - limitStart >= budget);
             error.throwIfSet();
             if (transferred() - window[1] >= budget) {
@@ -483,28 +498,17 @@ public final class OutgoingMigration implements Runnable {
         return (w == null ? 0 : w.position()) + multifdBytes();
     }
 
+    /** Called on every rate check of an iteration: sums the channels' counters, allocates nothing. */
     private long multifdBytes() {
         MultifdSender tx = multifd;
-        if (tx == null) {
-            return 0;
-        }
-        long n = 0;
-        for (ChannelStats s : tx.stats()) {
-            n += s.bytes();
-        }
-        return n;
+        return tx == null ? 0 : tx.bytesSent();
     }
 
     /** Normal and zero pages sent so far, on the main channel and the multifd channels. */
     private long pagesSent() {
         long n = ram.normalPages + ram.zeroPages;
         MultifdSender tx = multifd;
-        if (tx != null) {
-            for (ChannelStats s : tx.stats()) {
-                n += s.normalPages() + s.zeroPages();
-            }
-        }
-        return n;
+        return tx == null ? n : n + tx.pagesSent();
     }
 
     private void updateRates(long transferred, long ms) {

@@ -51,6 +51,9 @@ public final class MultifdReceiver implements AutoCloseable {
     private final AtomicLong maxPacketNum = new AtomicLong(-1);
     private final List<ReadableByteChannel> unassigned = new ArrayList<>();
     private volatile boolean exiting;
+    /** Abort conditions of the waits, made once (not one lambda per packet). */
+    private final java.util.function.BooleanSupplier exitingCheck = () -> exiting;
+    private final java.util.function.BooleanSupplier syncHopelessCheck = this::syncHopeless;
 
     public MultifdReceiver(MultifdConfig cfg, PageSink pages, DeviceStateSink devices, FirstError errors) {
         this.cfg = cfg;
@@ -169,7 +172,7 @@ public final class MultifdReceiver implements AutoCloseable {
     public void recvSyncMain() {
         int got = 0;
         while (got < cfg.channels()) {
-            if (Waits.acquire(semSync, this::syncHopeless)) {
+            if (Waits.acquire(semSync, syncHopelessCheck)) {
                 if (exiting) {
                     throw error();
                 }
@@ -322,7 +325,8 @@ public final class MultifdReceiver implements AutoCloseable {
         volatile boolean ended;
         final RamPacket packet = new RamPacket(cfg.pageSize());
         final ByteBuffer[] pageBufs = new ByteBuffer[cfg.pageCount()];
-        final PageViews views = new PageViews(cfg.pageCount());
+        final PageViews views = new PageViews(cfg.pageCount(), cfg.compression() == MultifdCompression.NONE);
+        final long[] offs = new long[cfg.pageCount()];
         final MultifdMethods.RecvCodec codec = MultifdMethods.newRecv(cfg.compression(), cfg.pageSize());
         ByteBuffer deviceData;
         long pos = MultifdInit.SIZE;
@@ -408,22 +412,20 @@ public final class MultifdReceiver implements AutoCloseable {
                 int normal = (int) packet.normalPages();
                 int zero = (int) packet.zeroPages();
                 long payload = packet.payloadLength(comp);
+                int used = normal + zero;
+                for (int i = 0; i < used; i++) {
+                    offs[i] = packet.offset(i);
+                }
                 if (normal > 0) {
                     for (int i = 0; i < normal; i++) {
-                        pageBufs[i] = views.page(i, block, packet.offset(i));
+                        pageBufs[i] = views.page(i, block, offs[i]);
                     }
                     codec.receive(transport, payload, pageBufs, normal, name, pos);
-                    for (int i = 0; i < normal; i++) {
-                        block.markReceived(packet.offset(i));
-                    }
+                    block.markReceived(offs, 0, normal);
                 }
                 pos += payload;
-                MemorySegment mem = block.memory();
-                for (int i = normal; i < normal + zero; i++) {
-                    long off = packet.offset(i);
-                    if (block.markReceived(off)) {
-                        mem.asSlice(off, block.pageSize()).fill((byte) 0);
-                    }
+                if (zero > 0) {
+                    block.receiveZeroPages(offs, normal, used);
                 }
                 normalPages += normal;
                 zeroPages += zero;
@@ -439,7 +441,7 @@ public final class MultifdReceiver implements AutoCloseable {
 
         private boolean awaitRelease() {
             MultifdReceiver.this.semSync.release();
-            return Waits.acquire(semSync, () -> exiting) && !exiting;
+            return Waits.acquire(semSync, exitingCheck) && !exiting;
         }
 
         private void readBody(ByteBuffer b, long at, String what) throws IOException {

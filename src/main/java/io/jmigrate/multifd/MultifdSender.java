@@ -58,6 +58,9 @@ public final class MultifdSender implements AutoCloseable {
     private final AtomicLong packetNum = new AtomicLong();
     private volatile boolean exiting;
     private volatile boolean quit;
+    /** Abort conditions of the waits, made once (a method reference or lambda per wait would allocate). */
+    private final java.util.function.BooleanSupplier abortedCheck = this::aborted;
+    private final java.util.function.BooleanSupplier stopCheck = () -> exiting || quit;
     private int cursor;
     /** The migration thread's RAM payload being filled. */
     private MultifdPayload ramPayload;
@@ -123,7 +126,7 @@ public final class MultifdSender implements AutoCloseable {
         sendMutex.lock();
         try {
             checkRunning();
-            if (!Waits.acquire(channelsReady, this::aborted)) {
+            if (!Waits.acquire(channelsReady, abortedCheck)) {
                 throw error();
             }
             SendChannel c = null;
@@ -197,7 +200,7 @@ public final class MultifdSender implements AutoCloseable {
                 c.sem.release();
             }
             for (SendChannel c : channels) {
-                if (!Waits.acquire(channelsReady, this::aborted) || !Waits.acquire(c.semSync, this::aborted)) {
+                if (!Waits.acquire(channelsReady, abortedCheck) || !Waits.acquire(c.semSync, abortedCheck)) {
                     throw error();
                 }
             }
@@ -255,6 +258,24 @@ public final class MultifdSender implements AutoCloseable {
             out.add(new ChannelStats(c.id, c.packets, c.syncs, c.devicePackets, c.normalPages, c.zeroPages, c.bytes));
         }
         return out;
+    }
+
+    /** Bytes written on every channel so far (init records included); allocates nothing. */
+    public long bytesSent() {
+        long n = 0;
+        for (SendChannel c : channels) {
+            n += c.bytes;
+        }
+        return n;
+    }
+
+    /** Pages (normal and zero) written on every channel so far; allocates nothing. */
+    public long pagesSent() {
+        long n = 0;
+        for (SendChannel c : channels) {
+            n += c.normalPages + c.zeroPages;
+        }
+        return n;
     }
 
     /** Packet numbers handed out so far (the next packet_num). */
@@ -364,7 +385,7 @@ public final class MultifdSender implements AutoCloseable {
             this.packet = new RamPacket(cfg.pageSize());
             this.iov = new ByteBuffer[cfg.pageCount() + 2];
             this.pageBufs = new ByteBuffer[cfg.pageCount()];
-            this.views = new PageViews(cfg.pageCount());
+            this.views = new PageViews(cfg.pageCount(), cfg.compression() == MultifdCompression.NONE);
             this.sorted = new long[cfg.pageCount()];
             this.codec = MultifdMethods.newSend(cfg.compression(), cfg.pageSize(), cfg.level());
             this.zeroPage = Arena.global().allocate(cfg.pageSize());
@@ -377,7 +398,7 @@ public final class MultifdSender implements AutoCloseable {
                 bytes += ChannelIo.writeFully(transport, iov, 1);
                 while (true) {
                     channelsReady.release();
-                    if (!Waits.acquire(sem, () -> exiting || quit)) {
+                    if (!Waits.acquire(sem, stopCheck)) {
                         break;
                     }
                     if (exiting) {
@@ -402,6 +423,9 @@ public final class MultifdSender implements AutoCloseable {
                 }
             } catch (Throwable t) {
                 MigrationException e = t instanceof MigrationException me ? me
+                        : io.jmigrate.channel.Transports.peerHungUp(t)
+                        ? new MigrationException(Category.IO, "the destination closed multifd channel " + id
+                        + " (write failed at byte offset " + bytes + ": " + t.getMessage() + ")", t)
                         : new MigrationException(Category.IO, name + ": write failed: " + t.getMessage(), t);
                 fail(e);
             }

@@ -1,37 +1,45 @@
 package io.jmigrate.multifd;
 
+import io.jmigrate.memory.SegmentWindows;
+
 import java.nio.ByteBuffer;
 
 /**
  * Reusable ByteBuffer views of guest pages for one channel thread's gathering writes and
- * scattering reads: slot {@code i} keeps a view of the block it last pointed into, so steady
- * state allocates nothing per page (a view is re-created only when the block changes).
+ * scattering reads: slot {@code i} keeps a view of the 1 GiB window of the block it last
+ * pointed into ({@link SegmentWindows}), so steady state allocates nothing per page whatever the
+ * block size (a view is re-made only when the block or the window changes).
  * Not thread safe: one per channel thread.
  */
 final class PageViews {
     private final ByteBuffer[] views;
     private final MultifdBlock[] owners;
+    private final int[] ownerWindows;
+    private final boolean forIo;
 
-    PageViews(int slots) {
+    /**
+     * @param forIo the views only go to system calls (no compression): use the blocks'
+     *              {@link SegmentWindows#forIo} windows, so no NIO call allocates per page
+     */
+    PageViews(int slots, boolean forIo) {
+        this.forIo = forIo;
         views = new ByteBuffer[slots];
         owners = new MultifdBlock[slots];
+        ownerWindows = new int[slots];
     }
 
     /** Slot {@code i} positioned on the page at {@code offset} of {@code block}. */
     ByteBuffer page(int i, MultifdBlock block, long offset) {
+        int w = SegmentWindows.index(offset);
         ByteBuffer b = views[i];
-        if (owners[i] != block || b == null) {
-            b = block.newView();
-            if (b == null) {
-                owners[i] = null;
-                return block.memory().asSlice(offset, block.pageSize()).asByteBuffer();
-            }
+        if (owners[i] != block || ownerWindows[i] != w || b == null) {
+            b = block.windows(forIo).windowAt(w).duplicate();
             views[i] = b;
             owners[i] = block;
+            ownerWindows[i] = w;
         }
-        b.clear();
-        b.position((int) offset);
-        b.limit((int) offset + block.pageSize());
+        int pos = SegmentWindows.offsetInWindow(offset);
+        b.limit(pos + block.pageSize()).position(pos);
         return b;
     }
 }

@@ -146,10 +146,24 @@ public final class QmpClient implements AutoCloseable {
         return awaitReply(r -> true);
     }
 
+    /** Sends raw text as is, with no newline added (tests of the input framing). */
+    void sendRaw(String text) {
+        send0(text);
+    }
+
+    /** The next reply, whatever its id (tests that pipeline raw requests). */
+    JsonNode nextReply() {
+        return awaitReply(r -> true);
+    }
+
     private void send(String json) {
+        send0(json + "\n");
+    }
+
+    private void send0(String text) {
         try {
             synchronized (out) {
-                out.write((json + "\n").getBytes(StandardCharsets.UTF_8));
+                out.write(text.getBytes(StandardCharsets.UTF_8));
                 out.flush();
             }
         } catch (IOException e) {

@@ -11,6 +11,10 @@ import java.util.Map;
 public sealed interface QmpCommand {
     record QmpCapabilities() implements QmpCommand { }
 
+    record QueryCommands() implements QmpCommand { }
+
+    record QueryVersion() implements QmpCommand { }
+
     record QueryStatus() implements QmpCommand { }
 
     record Stop() implements QmpCommand { }

@@ -32,6 +32,14 @@ public final class QmpDispatcher {
         try {
             return switch (cmd) {
                 case QmpCommand.QmpCapabilities c -> Map.of();
+                case QmpCommand.QueryCommands c -> {
+                    List<Map<String, Object>> l = new ArrayList<>();
+                    for (String name : QmpSchema.commandNames()) {
+                        l.add(Map.of("name", name));
+                    }
+                    yield l;
+                }
+                case QmpCommand.QueryVersion c -> QmpSchema.versionInfo();
                 case QmpCommand.QueryStatus c -> {
                     RunState s = vm.runState();
                     Map<String, Object> m = new LinkedHashMap<>();

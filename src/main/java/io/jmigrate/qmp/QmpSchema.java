@@ -4,11 +4,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jmigrate.migration.MigrationConfig;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 import java.util.function.Function;
 
 /**
@@ -18,6 +20,9 @@ import java.util.function.Function;
  *
  * <pre>
  * → {"execute": "qmp_capabilities"}                        ← {"return": {}}
+ * → {"execute": "query-commands"}                          ← {"return": [{"name": "qmp_capabilities"}, …]}
+ * → {"execute": "query-version"}
+ *   ← {"return": {"qemu": {"major": 10, "minor": 1, "micro": 0}, "package": "jmigrate 0.1.0"}}
  * → {"execute": "query-status"}                            ← {"return": {"running": true, "status": "running"}}
  * → {"execute": "stop"} / {"execute": "cont"}              ← {"return": {}}   (events STOP / RESUME)
  * → {"execute": "quit"}                                    ← {"return": {}}   then the process exits
@@ -41,7 +46,7 @@ public final class QmpSchema {
     }
 
     /** Argument types as QEMU names them in "Invalid parameter type" errors. */
-    enum Type {
+    public enum Type {
         STRING("string"), INTEGER("integer"), BOOLEAN("boolean"), ARRAY("array"), OBJECT("object");
 
         final String qapiName;
@@ -53,7 +58,7 @@ public final class QmpSchema {
         boolean matches(JsonNode n) {
             return switch (this) {
                 case STRING -> n.isTextual();
-                case INTEGER -> n.isIntegralNumber();
+                case INTEGER -> n.isIntegralNumber() && n.canConvertToLong();
                 case BOOLEAN -> n.isBoolean();
                 case ARRAY -> n.isArray();
                 case OBJECT -> n.isObject();
@@ -61,11 +66,12 @@ public final class QmpSchema {
         }
     }
 
-    record Arg(String name, Type type, boolean required) {
+    public record Arg(String name, Type type, boolean required) {
     }
 
-    /** One command: name, arguments, decoder. */
-    record Spec(String name, List<Arg> args, Function<ObjectNode, QmpCommand> decode) {
+    /** One command: name, the record it decodes to, arguments, decoder. */
+    public record Spec<T extends QmpCommand>(String name, Class<T> type, List<Arg> args,
+                                             Function<ObjectNode, T> decode) {
     }
 
     private static Arg req(String name, Type t) {
@@ -76,26 +82,88 @@ public final class QmpSchema {
         return new Arg(name, t, false);
     }
 
-    /** Every command, in the order {@code query-commands} would list them. */
-    public static final List<Spec> COMMANDS = List.of(
-            new Spec("qmp_capabilities", List.of(opt("enable", Type.ARRAY)), a -> new QmpCommand.QmpCapabilities()),
-            new Spec("query-status", List.of(), a -> new QmpCommand.QueryStatus()),
-            new Spec("stop", List.of(), a -> new QmpCommand.Stop()),
-            new Spec("cont", List.of(), a -> new QmpCommand.Cont()),
-            new Spec("quit", List.of(), a -> new QmpCommand.Quit()),
-            new Spec("migrate", List.of(req("uri", Type.STRING), opt("detach", Type.BOOLEAN),
-                    opt("resume", Type.BOOLEAN)), QmpSchema::migrate),
-            new Spec("migrate-incoming", List.of(req("uri", Type.STRING), opt("exit-on-error", Type.BOOLEAN)),
+    /**
+     * Every command, in the order {@code query-commands} lists them. This is the one list: the
+     * session decodes through it, {@code query-commands} answers from it, and each entry names the
+     * {@link QmpCommand} record it decodes to (checked by the compiler), which the dispatcher's
+     * exhaustive switch handles.
+     */
+    public static final List<Spec<?>> COMMANDS = List.of(
+            new Spec<>("qmp_capabilities", QmpCommand.QmpCapabilities.class, List.of(opt("enable", Type.ARRAY)),
+                    a -> new QmpCommand.QmpCapabilities()),
+            new Spec<>("query-commands", QmpCommand.QueryCommands.class, List.of(), a -> new QmpCommand.QueryCommands()),
+            new Spec<>("query-version", QmpCommand.QueryVersion.class, List.of(), a -> new QmpCommand.QueryVersion()),
+            new Spec<>("query-status", QmpCommand.QueryStatus.class, List.of(), a -> new QmpCommand.QueryStatus()),
+            new Spec<>("stop", QmpCommand.Stop.class, List.of(), a -> new QmpCommand.Stop()),
+            new Spec<>("cont", QmpCommand.Cont.class, List.of(), a -> new QmpCommand.Cont()),
+            new Spec<>("quit", QmpCommand.Quit.class, List.of(), a -> new QmpCommand.Quit()),
+            new Spec<>("migrate", QmpCommand.Migrate.class, List.of(req("uri", Type.STRING),
+                    opt("detach", Type.BOOLEAN), opt("resume", Type.BOOLEAN)), QmpSchema::migrate),
+            new Spec<>("migrate-incoming", QmpCommand.MigrateIncoming.class,
+                    List.of(req("uri", Type.STRING), opt("exit-on-error", Type.BOOLEAN)),
                     a -> new QmpCommand.MigrateIncoming(a.get("uri").asText())),
-            new Spec("migrate_cancel", List.of(), a -> new QmpCommand.MigrateCancel()),
-            new Spec("migrate-set-capabilities", List.of(req("capabilities", Type.ARRAY)),
-                    QmpSchema::setCapabilities),
-            new Spec("migrate-set-parameters", parameterArgs(), QmpSchema::setParameters),
-            new Spec("query-migrate", List.of(), a -> new QmpCommand.QueryMigrate()),
-            new Spec("query-migrate-capabilities", List.of(), a -> new QmpCommand.QueryMigrateCapabilities()),
-            new Spec("query-migrate-parameters", List.of(), a -> new QmpCommand.QueryMigrateParameters()),
-            new Spec("x-jmigrate-query-digest", List.of(), a -> new QmpCommand.XJmigrateQueryDigest()),
-            new Spec("x-jmigrate-query-workload", List.of(), a -> new QmpCommand.XJmigrateQueryWorkload()));
+            new Spec<>("migrate_cancel", QmpCommand.MigrateCancel.class, List.of(), a -> new QmpCommand.MigrateCancel()),
+            new Spec<>("migrate-set-capabilities", QmpCommand.MigrateSetCapabilities.class,
+                    List.of(req("capabilities", Type.ARRAY)), QmpSchema::setCapabilities),
+            new Spec<>("migrate-set-parameters", QmpCommand.MigrateSetParameters.class, parameterArgs(),
+                    QmpSchema::setParameters),
+            new Spec<>("query-migrate", QmpCommand.QueryMigrate.class, List.of(), a -> new QmpCommand.QueryMigrate()),
+            new Spec<>("query-migrate-capabilities", QmpCommand.QueryMigrateCapabilities.class, List.of(),
+                    a -> new QmpCommand.QueryMigrateCapabilities()),
+            new Spec<>("query-migrate-parameters", QmpCommand.QueryMigrateParameters.class, List.of(),
+                    a -> new QmpCommand.QueryMigrateParameters()),
+            new Spec<>("x-jmigrate-query-digest", QmpCommand.XJmigrateQueryDigest.class, List.of(),
+                    a -> new QmpCommand.XJmigrateQueryDigest()),
+            new Spec<>("x-jmigrate-query-workload", QmpCommand.XJmigrateQueryWorkload.class, List.of(),
+                    a -> new QmpCommand.XJmigrateQueryWorkload()));
+
+    /** The command names, in list order: the {@code query-commands} answer. */
+    public static List<String> commandNames() {
+        return COMMANDS.stream().<String>map(Spec::name).toList();
+    }
+
+    /**
+     * The QEMU version whose QMP and migration protocol jmigrate speaks (the default machine type
+     * is jm-10.1): reported in the greeting and by {@code query-version}.
+     */
+    public static final int QEMU_MAJOR = 10;
+    public static final int QEMU_MINOR = 1;
+    public static final int QEMU_MICRO = 0;
+
+    /** jmigrate's own version, from the jar's Maven descriptor; "dev" when run from classes. */
+    public static final String PACKAGE = "jmigrate " + jmigrateVersion();
+
+    /** QEMU's {@code VersionInfo}: {"qemu": {"major", "minor", "micro"}, "package"}. */
+    public static Map<String, Object> versionInfo() {
+        Map<String, Object> qemu = new LinkedHashMap<>();
+        qemu.put("major", QEMU_MAJOR);
+        qemu.put("minor", QEMU_MINOR);
+        qemu.put("micro", QEMU_MICRO);
+        Map<String, Object> v = new LinkedHashMap<>();
+        v.put("qemu", qemu);
+        v.put("package", PACKAGE);
+        return v;
+    }
+
+    private static String jmigrateVersion() {
+        String v = QmpSchema.class.getPackage().getImplementationVersion();
+        if (v != null) {
+            return v;
+        }
+        try (var in = QmpSchema.class.getResourceAsStream("/META-INF/maven/io.jmigrate/jmigrate/pom.properties")) {
+            if (in != null) {
+                Properties p = new Properties();
+                p.load(in);
+                String pv = p.getProperty("version");
+                if (pv != null && !pv.isBlank()) {
+                    return pv.trim();
+                }
+            }
+        } catch (IOException e) {
+            // fall through: the version is informative only
+        }
+        return "dev";
+    }
 
     /** Every event jmigrate emits. */
     public static final List<String> EVENTS = List.of("MIGRATION", "MIGRATION_PASS", "STOP", "RESUME");
@@ -108,14 +176,14 @@ public final class QmpSchema {
         return List.copyOf(l);
     }
 
-    private static QmpCommand migrate(ObjectNode a) {
+    private static QmpCommand.Migrate migrate(ObjectNode a) {
         if (a.has("resume") && a.get("resume").asBoolean()) {
             throw QmpError.generic("Parameter 'resume' is only for postcopy recovery, which jmigrate does not support");
         }
         return new QmpCommand.Migrate(a.get("uri").asText());
     }
 
-    private static QmpCommand setCapabilities(ObjectNode a) {
+    private static QmpCommand.MigrateSetCapabilities setCapabilities(ObjectNode a) {
         List<Map.Entry<String, Boolean>> caps = new ArrayList<>();
         int i = 0;
         for (JsonNode c : a.get("capabilities")) {
@@ -148,7 +216,7 @@ public final class QmpSchema {
         return new QmpCommand.MigrateSetCapabilities(caps);
     }
 
-    private static QmpCommand setParameters(ObjectNode a) {
+    private static QmpCommand.MigrateSetParameters setParameters(ObjectNode a) {
         Map<String, Object> m = new LinkedHashMap<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = a.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
@@ -157,8 +225,8 @@ public final class QmpSchema {
         return new QmpCommand.MigrateSetParameters(m);
     }
 
-    public static Spec find(String name) {
-        for (Spec s : COMMANDS) {
+    public static Spec<?> find(String name) {
+        for (Spec<?> s : COMMANDS) {
             if (s.name().equals(name)) {
                 return s;
             }
@@ -171,7 +239,7 @@ public final class QmpSchema {
      * wrongly typed arguments → GenericError with QEMU's wording.
      */
     public static QmpCommand decode(String name, JsonNode arguments) {
-        Spec spec = find(name);
+        Spec<?> spec = find(name);
         if (spec == null) {
             throw new QmpError(QmpError.COMMAND_NOT_FOUND, "The command " + name + " has not been found");
         }

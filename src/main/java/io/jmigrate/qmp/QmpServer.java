@@ -3,7 +3,6 @@ package io.jmigrate.qmp;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.jmigrate.common.EventSink;
@@ -11,37 +10,74 @@ import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
-import java.nio.channels.Channels;
+import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 
 /**
  * The QMP server of one VM process on {@code unix:PATH} or {@code tcp:HOST:PORT}: every
- * connection is a session on a virtual thread that gets the greeting, must negotiate with
- * {@code qmp_capabilities}, then sends commands as JSON objects and receives one reply per
- * command (with its {@code id} echoed) plus the events that happen meanwhile.
+ * connection is a session that gets the greeting, must negotiate with {@code qmp_capabilities},
+ * then sends commands as JSON objects and receives one reply per command (with its {@code id}
+ * echoed) plus the events that happen meanwhile.
+ *
+ * <p>Bad input never ends a session: a text that is not JSON, not an object, or not a valid
+ * command gets QEMU's error reply and the next request is served. A request longer than
+ * {@link #MAX_INPUT_BYTES} gets an error naming the limit; the rest of its line is discarded as it
+ * arrives and the session resynchronises at the next newline ({@link JsonFramer}).
+ *
+ * <p>Threads: each session has a reader and a writer, both virtual threads. Only the writer
+ * touches the socket for output. Events are published ({@link #emit}) from VM and migration
+ * threads into each session's bounded queue of {@link #EVENT_QUEUE_CAPACITY} events, which drops
+ * its oldest event when full, so a client that stops reading can never block the thread that
+ * emits. Replies are never dropped: the reader waits while {@link #MAX_PENDING_REPLIES} of its own
+ * replies are unsent, which stalls only that client's own requests. Nothing is buffered without a
+ * bound.
  */
 public final class QmpServer implements EventSink, AutoCloseable {
     static final ObjectMapper JSON = new ObjectMapper().configure(JsonParser.Feature.AUTO_CLOSE_SOURCE, false);
+
+    /**
+     * The longest request accepted, in bytes (1 MiB; the largest real request, a
+     * migrate-set-parameters with every member, is a few hundred bytes).
+     */
+    public static final int MAX_INPUT_BYTES = 1 << 20;
+    /**
+     * Events kept per session for a client that does not read them; past this the oldest queued
+     * event is dropped (QEMU's monitor likewise bounds what a slow client costs).
+     */
+    public static final int EVENT_QUEUE_CAPACITY = 1024;
+    /** Replies a session may have unsent before it stops reading that client's requests. */
+    public static final int MAX_PENDING_REPLIES = 8;
+    /** How long {@link #close} lets sessions send what they have queued (e.g. the reply to quit). */
+    static final Duration CLOSE_FLUSH = Duration.ofSeconds(2);
+    /** The writer gathers queued texts into writes of at most about this many bytes. */
+    private static final int WRITE_BATCH_BYTES = 64 << 10;
+    private static final int READ_BUFFER_BYTES = 16 << 10;
 
     private final ServerSocketChannel server;
     private final String address;
     private final Path unixPath;
     private final Supplier<QmpDispatcher> dispatcher;
     private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
-    private static final java.util.concurrent.atomic.AtomicLong SESSION_IDS = new java.util.concurrent.atomic.AtomicLong();
+    private static final AtomicLong SESSION_IDS = new AtomicLong();
     private volatile boolean closed;
 
     /** Binds {@code unix:PATH} or {@code tcp:HOST:PORT} (port 0 picks a free port). */
@@ -91,7 +127,11 @@ public final class QmpServer implements EventSink, AutoCloseable {
                 SocketChannel ch = server.accept();
                 Session s = new Session(ch);
                 sessions.add(s);
-                Thread.ofVirtual().name("qmp/session").start(s);
+                if (closed) {
+                    s.abort();
+                    return;
+                }
+                s.start();
             } catch (IOException e) {
                 if (!closed) {
                     System.err.println("jmigrate: QMP accept failed: " + e.getMessage());
@@ -101,6 +141,10 @@ public final class QmpServer implements EventSink, AutoCloseable {
         }
     }
 
+    /**
+     * Queues {@code event} for every negotiated session and returns at once: it never waits for a
+     * client (a full queue drops its oldest event).
+     */
     @Override
     public void emit(String event, Map<String, Object> data) {
         long micros = System.currentTimeMillis() * 1000 + (System.nanoTime() / 1000) % 1000;
@@ -110,11 +154,21 @@ public final class QmpServer implements EventSink, AutoCloseable {
         ts.put("microseconds", micros % 1_000_000);
         ev.put("event", event);
         ev.set("data", JSON.valueToTree(data));
+        byte[] text = line(ev);
         for (Session s : sessions) {
             if (s.negotiated) {
-                s.send(ev);
+                s.offerEvent(event, text);
             }
         }
+    }
+
+    /** Events dropped so far because their session's queue was full, over all open sessions. */
+    long droppedEvents() {
+        long n = 0;
+        for (Session s : sessions) {
+            n += s.dropped();
+        }
+        return n;
     }
 
     @Override
@@ -125,8 +179,15 @@ public final class QmpServer implements EventSink, AutoCloseable {
         } catch (IOException ignored) {
             // closing
         }
-        for (Session s : sessions) {
-            s.close();
+        // let every session send what it has queued (the reply to 'quit'), for a bounded time
+        List<Session> open = new ArrayList<>(sessions);
+        for (Session s : open) {
+            s.finish();
+        }
+        long deadline = System.nanoTime() + CLOSE_FLUSH.toNanos();
+        for (Session s : open) {
+            s.awaitWriter(deadline);
+            s.abort();
         }
         if (unixPath != null) {
             try {
@@ -137,34 +198,143 @@ public final class QmpServer implements EventSink, AutoCloseable {
         }
     }
 
-    private final class Session implements Runnable {
+    private static byte[] line(JsonNode n) {
+        return (n.toString() + "\r\n").getBytes(StandardCharsets.UTF_8);
+    }
+
+    private static ObjectNode error(JsonNode id, QmpError e) {
+        ObjectNode reply = JSON.createObjectNode();
+        ObjectNode err = reply.putObject("error");
+        err.put("class", e.errorClass());
+        err.put("desc", e.getMessage());
+        if (id != null) {
+            reply.set("id", id);
+        }
+        return reply;
+    }
+
+    /** One queued output text: a reply (never dropped) or an event (dropped oldest-first). */
+    private record Out(byte[] text, boolean event) {
+    }
+
+    private final class Session implements JsonFramer.Handler {
         private final SocketChannel channel;
-        private final OutputStream out;
         private final long id = SESSION_IDS.incrementAndGet();
+        private final ReentrantLock lock = new ReentrantLock();
+        private final Condition changed = lock.newCondition();
+        /** Replies and events in the order they were produced; guarded by {@link #lock}. */
+        private final ArrayDeque<Out> queue = new ArrayDeque<>();
+        private int queuedEvents;
+        private int queuedReplies;
+        private long droppedEvents;
+        /** No more output is accepted; the writer sends what is queued, then closes. */
+        private boolean finishing;
         private volatile boolean negotiated;
+        private Thread writer;
 
         Session(SocketChannel channel) {
             this.channel = channel;
-            this.out = Channels.newOutputStream(channel);
         }
 
-        synchronized void send(JsonNode n) {
-            if (!channel.isOpen()) {
+        void start() {
+            writer = Thread.ofVirtual().name("qmp/session-" + id + "/out").start(this::writeLoop);
+            Thread.ofVirtual().name("qmp/session-" + id + "/in").start(this::readLoop);
+        }
+
+        long dropped() {
+            lock.lock();
+            try {
+                return droppedEvents;
+            } finally {
+                lock.unlock();
+            }
+        }
+
+        /** Queues an event without ever waiting on the client: when full, the oldest event goes. */
+        void offerEvent(String name, byte[] text) {
+            boolean firstDrop = false;
+            lock.lock();
+            try {
+                if (finishing) {
+                    return;
+                }
+                if (queuedEvents >= EVENT_QUEUE_CAPACITY) {
+                    for (Iterator<Out> it = queue.iterator(); it.hasNext(); ) {
+                        if (it.next().event()) {
+                            it.remove();
+                            queuedEvents--;
+                            firstDrop = droppedEvents++ == 0;
+                            break;
+                        }
+                    }
+                }
+                queue.add(new Out(text, true));
+                queuedEvents++;
+                changed.signalAll();
+            } finally {
+                lock.unlock();
+            }
+            if (firstDrop) {
+                System.err.println("jmigrate: QMP session " + id + " is not reading its events: " + EVENT_QUEUE_CAPACITY
+                        + " are queued, so the oldest are dropped (first at event " + name + ")");
+            }
+        }
+
+        /**
+         * Queues a reply; waits (this session's reader only) while {@link #MAX_PENDING_REPLIES}
+         * are unsent. False once the session is ending.
+         */
+        boolean sendReply(JsonNode reply) {
+            byte[] text = line(reply);
+            lock.lock();
+            try {
+                while (queuedReplies >= MAX_PENDING_REPLIES && !finishing) {
+                    changed.await();
+                }
+                if (finishing) {
+                    return false;
+                }
+                queue.add(new Out(text, false));
+                queuedReplies++;
+                changed.signalAll();
+                return true;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            } finally {
+                lock.unlock();
+            }
+        }
+
+        /** Stops accepting output; the writer sends what is queued and then closes the socket. */
+        void finish() {
+            lock.lock();
+            try {
+                finishing = true;
+                changed.signalAll();
+            } finally {
+                lock.unlock();
+            }
+        }
+
+        void awaitWriter(long deadlineNanos) {
+            Thread w = writer;
+            if (w == null) {
                 return;
             }
+            long left = deadlineNanos - System.nanoTime();
             try {
-                out.write((n.toString() + "\r\n").getBytes(StandardCharsets.UTF_8));
-                out.flush();
-            } catch (IOException e) {
-                // the client went away (or stopped reading and the socket failed): say so, as the
-                // session ends here and the client sees only a closed connection
-                System.err.println("jmigrate: QMP session " + id + " closed: sending "
-                        + (n.has("event") ? "event " + n.get("event").asText() : "a reply") + " failed: " + e);
-                close();
+                if (left > 0) {
+                    w.join(Duration.ofNanos(left));
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         }
 
-        void close() {
+        /** Closes the socket now: a blocked write or read fails and both threads end. */
+        void abort() {
+            finish();
             sessions.remove(this);
             try {
                 channel.close();
@@ -173,44 +343,120 @@ public final class QmpServer implements EventSink, AutoCloseable {
             }
         }
 
-        @Override
-        public void run() {
-            ObjectNode greeting = JSON.createObjectNode();
-            ObjectNode qmp = greeting.putObject("QMP");
-            ObjectNode version = qmp.putObject("version");
-            ObjectNode qemu = version.putObject("qemu");
-            qemu.put("micro", 0).put("minor", 1).put("major", 10);
-            version.put("package", "jmigrate");
-            qmp.putArray("capabilities");
-            send(greeting);
-            try (InputStream in = Channels.newInputStream(channel);
-                 MappingIterator<JsonNode> it = JSON.readerFor(JsonNode.class).readValues(in)) {
+        private void writeLoop() {
+            List<Out> batch = new ArrayList<>();
+            try {
                 while (true) {
-                    JsonNode req;
+                    batch.clear();
+                    lock.lock();
                     try {
-                        if (!it.hasNextValue()) {
-                            break;
+                        while (queue.isEmpty() && !finishing) {
+                            changed.await();
                         }
-                        req = it.nextValue();
-                    } catch (RuntimeException e) {
-                        Throwable c = e.getCause() != null ? e.getCause() : e;
-                        if (c instanceof JsonProcessingException jpe) {
-                            send(error(null, QmpError.generic("JSON parse error, " + jpe.getOriginalMessage())));
-                            break; // the stream cannot be resynchronised
+                        if (queue.isEmpty()) {
+                            break; // finishing and everything sent
                         }
-                        break;
+                        int bytes = 0;
+                        while (!queue.isEmpty() && (batch.isEmpty() || bytes + queue.peek().text().length
+                                <= WRITE_BATCH_BYTES)) {
+                            Out o = queue.poll();
+                            bytes += o.text().length;
+                            batch.add(o);
+                            if (o.event()) {
+                                queuedEvents--;
+                            } else {
+                                queuedReplies--;
+                            }
+                        }
+                        changed.signalAll(); // a reader waiting for reply room
+                    } finally {
+                        lock.unlock();
                     }
-                    send(handle(req));
+                    ByteBuffer[] bufs = new ByteBuffer[batch.size()];
+                    for (int i = 0; i < bufs.length; i++) {
+                        bufs[i] = ByteBuffer.wrap(batch.get(i).text());
+                    }
+                    while (bufs[bufs.length - 1].hasRemaining()) {
+                        channel.write(bufs);
+                    }
                 }
             } catch (IOException e) {
-                // the client went away
+                if (channel.isOpen()) {
+                    // the client went away (or its socket failed): say so, as the client sees only
+                    // a closed connection
+                    System.err.println("jmigrate: QMP session " + id + " closed: sending failed: " + e);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                long dropped = dropped();
+                if (dropped > 0) {
+                    System.err.println("jmigrate: QMP session " + id + " ended; " + dropped
+                            + " of its events were dropped because it did not read them");
+                }
+                abort();
+            }
+        }
+
+        private void readLoop() {
+            ObjectNode greeting = JSON.createObjectNode();
+            ObjectNode qmp = greeting.putObject("QMP");
+            qmp.set("version", JSON.valueToTree(QmpSchema.versionInfo()));
+            qmp.putArray("capabilities");
+            sendReply(greeting);
+            JsonFramer framer = new JsonFramer(MAX_INPUT_BYTES, this);
+            ByteBuffer in = ByteBuffer.allocate(READ_BUFFER_BYTES);
+            try {
+                while (channel.read(in.clear()) >= 0) {
+                    framer.feed(in.flip());
+                    if (!channel.isOpen()) {
+                        break;
+                    }
+                }
+            } catch (IOException e) {
+                // the client went away, or the session was aborted
             } catch (RuntimeException | Error e) {
                 // never silently: the client only sees its connection drop
                 System.err.println("jmigrate: QMP session " + id + " failed and is closed: " + e);
                 e.printStackTrace();
+                abort();
                 throw e;
-            } finally {
-                close();
+            }
+            // end of input: the writer sends the replies still queued, then closes
+            finish();
+        }
+
+        @Override
+        public void overLong() {
+            sendReply(error(null, QmpError.generic("QMP input exceeds the limit of " + MAX_INPUT_BYTES
+                    + " bytes (QmpServer.MAX_INPUT_BYTES); it is discarded up to the next newline")));
+        }
+
+        @Override
+        public void value(byte[] text, int length) {
+            JsonNode req;
+            try {
+                req = JSON.readTree(text, 0, length);
+            } catch (JsonProcessingException e) {
+                String why = e.getOriginalMessage();
+                sendReply(error(null, QmpError.generic("JSON parse error, " + (why == null ? e.toString()
+                        : why.lines().findFirst().orElse(why)))));
+                return;
+            } catch (IOException e) {
+                sendReply(error(null, QmpError.generic("JSON parse error, " + e.getMessage())));
+                return;
+            }
+            if (req == null || req.isMissingNode()) {
+                return; // nothing but whitespace
+            }
+            boolean negotiating = !negotiated && req.isObject()
+                    && "qmp_capabilities".equals(req.path("execute").textValue());
+            JsonNode reply = handle(req);
+            if (!sendReply(reply)) {
+                return;
+            }
+            if (negotiating && reply.has("return")) {
+                negotiated = true; // events from now on, after the reply that opened them
             }
         }
 
@@ -245,9 +491,6 @@ public final class QmpServer implements EventSink, AutoCloseable {
                             "Capabilities negotiation is already complete, command ignored");
                 }
                 Object result = dispatcher.get().execute(cmd);
-                if (isNeg) {
-                    negotiated = true;
-                }
                 ObjectNode reply = JSON.createObjectNode();
                 reply.set("return", JSON.valueToTree(result));
                 if (id != null) {
@@ -262,17 +505,6 @@ public final class QmpServer implements EventSink, AutoCloseable {
                 e.printStackTrace();
                 return error(id, QmpError.generic("internal error: " + e));
             }
-        }
-
-        private ObjectNode error(JsonNode id, QmpError e) {
-            ObjectNode reply = JSON.createObjectNode();
-            ObjectNode err = reply.putObject("error");
-            err.put("class", e.errorClass());
-            err.put("desc", e.getMessage());
-            if (id != null) {
-                reply.set("id", id);
-            }
-            return reply;
         }
     }
 }

@@ -6,13 +6,18 @@ import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.multifd.ChannelStats;
 import io.jmigrate.multifd.DeviceStateSink;
+import io.jmigrate.multifd.DeviceStatePacket;
 import io.jmigrate.multifd.MultifdBlock;
+import io.jmigrate.multifd.MultifdCompression;
 import io.jmigrate.multifd.MultifdConfig;
 import io.jmigrate.multifd.MultifdInit;
 import io.jmigrate.multifd.MultifdReceiver;
+import io.jmigrate.multifd.PacketHeader;
+import io.jmigrate.multifd.RamPacket;
 import io.jmigrate.savevm.StreamFraming;
 
 import java.io.BufferedInputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
@@ -56,6 +61,14 @@ import java.util.zip.GZIPInputStream;
  * The channel files are opened at the first MEM_SIZE block list (their init records name the
  * channel ids); the channel count is the number of files. All channels must carry the UUID of the
  * first one. Device-state packets are counted and discarded.
+ *
+ * <p>The multifd-compression method is not in the init record; only the packets say it, by their
+ * compression flag bits (PROTOCOL.md §2.5: none 0x00, ZLIB 0x02, ZSTD 0x04). {@link #start} reads
+ * each channel file up to its first RAM packet that carries pages (SYNC-only packets carry no
+ * method bits) and takes the method from there, unless the caller names one; every file must
+ * agree with the others and with the named method. The receiver then runs with that method's
+ * codec ({@link io.jmigrate.multifd.MultifdMethods}), so compressed captures are inflated by the
+ * same code a destination uses, and every later packet is still checked against the method.
  */
 public final class MultifdCapture implements RamLoadSink, AutoCloseable {
 
@@ -80,8 +93,12 @@ public final class MultifdCapture implements RamLoadSink, AutoCloseable {
      * @param channels   per channel, ordered by id
      * @param blocks     reconstructed RAM blocks in MEM_SIZE order (valid while their memory is)
      * @param legacySync whether EOS (not MULTIFD_FLUSH) drove the SYNC barrier
+     * @param compression the multifd-compression method the channels were decoded with
+     * @param detected    how that method was known: the packet that showed it, or null when it was
+     *                    named by the caller and no channel had a packet with pages
      */
-    public record Result(List<ChannelReport> channels, Map<String, MemorySegment> blocks, boolean legacySync) {
+    public record Result(List<ChannelReport> channels, Map<String, MemorySegment> blocks, boolean legacySync,
+                         MultifdCompression compression, Detection detected) {
         public Result {
             channels = List.copyOf(channels);
             blocks = Collections.unmodifiableMap(new LinkedHashMap<>(blocks));
@@ -124,13 +141,35 @@ public final class MultifdCapture implements RamLoadSink, AutoCloseable {
     private boolean flushSeen;
     private boolean legacy;
 
-    private MultifdCapture(List<Path> files, int pageSize, BlockMemory memory, Duration timeout, byte[] uuid) {
+    /**
+     * Where a channel file showed its compression method: the first RAM packet with pages.
+     *
+     * @param method  the method its flag bits name
+     * @param channel the channel id from the file's init record
+     * @param file    the channel file
+     * @param offset  byte offset of that packet in the (gunzipped) file
+     * @param flags   the packet's flags word
+     */
+    public record Detection(MultifdCompression method, int channel, Path file, long offset, int flags) {
+        /** "multifd channel 0 (conn-01.c2s.bin.gz (gunzipped)) at byte offset 64: RAM packet flags 0x00000002 (zlib)". */
+        public String where() {
+            return "multifd channel " + channel + " (" + displayName(file) + ") at byte offset " + offset
+                    + String.format(": RAM packet flags 0x%08x (%s)", flags, method.parameter());
+        }
+    }
+
+    private final Detection detection;
+
+    private MultifdCapture(List<Path> files, int pageSize, BlockMemory memory, Duration timeout, byte[] uuid,
+                           MultifdCompression compression, Detection detection) {
         this.files = List.copyOf(files);
         this.pageSize = pageSize;
         this.memory = memory;
         this.timeout = timeout;
+        this.detection = detection;
         MultifdConfig d = MultifdConfig.defaults(files.size());
-        this.config = new MultifdConfig(files.size(), pageSize, d.compression(), d.level(), d.zeroPageDetection(), uuid,
+        // the level only matters to a sender; a receiver's codec takes any level's output
+        this.config = new MultifdConfig(files.size(), pageSize, compression, d.level(), d.zeroPageDetection(), uuid,
                 d.maxDeviceStatePacket(), timeout);
         DeviceStateSink discard = (idstr, instance, data) -> { };
         this.rx = new MultifdReceiver(config, blocks::get, discard, errors);
@@ -146,6 +185,18 @@ public final class MultifdCapture implements RamLoadSink, AutoCloseable {
      * @param timeout  bound on waiting for channel threads
      */
     public static MultifdCapture start(List<Path> channelFiles, int pageSize, BlockMemory memory, Duration timeout) {
+        return start(channelFiles, pageSize, memory, timeout, null);
+    }
+
+    /**
+     * As {@link #start(List, int, BlockMemory, Duration)}, with the multifd-compression method
+     * named by the caller, or null to take it from the packet flags. Before any thread starts,
+     * each channel file is read up to its first RAM packet with pages; a file whose flags name
+     * another method than the other files, or than {@code compression}, is a MISMATCH error
+     * naming both files and packet offsets.
+     */
+    public static MultifdCapture start(List<Path> channelFiles, int pageSize, BlockMemory memory, Duration timeout,
+                                       MultifdCompression compression) {
         if (channelFiles.isEmpty()) {
             throw new MigrationException(Category.CONFIG, "no multifd channel files given");
         }
@@ -161,7 +212,103 @@ public final class MultifdCapture implements RamLoadSink, AutoCloseable {
             throw new MigrationException(Category.IO, "cannot read " + first + ": " + e.getMessage(), e);
         }
         MultifdInit init = MultifdInit.decode(ByteBuffer.wrap(head), displayName(first));
-        return new MultifdCapture(channelFiles, pageSize, memory, timeout, init.uuid());
+        Detection detected = detectCompression(channelFiles, pageSize);
+        if (compression != null && detected != null && detected.method() != compression) {
+            throw new MigrationException(Category.MISMATCH, "multifd-compression " + compression.parameter()
+                    + " was asked for, but the packets say " + detected.method().parameter() + ": " + detected.where());
+        }
+        MultifdCompression method = compression != null ? compression
+                : detected != null ? detected.method() : MultifdCompression.NONE;
+        return new MultifdCapture(channelFiles, pageSize, memory, timeout, init.uuid(), method, detected);
+    }
+
+    /**
+     * The compression method the channel files' packets name: each file is read up to its first
+     * RAM packet that carries pages (normal or zero), whose compression bits are the method
+     * (SYNC-only packets and device-state packets carry none). Files must agree. A file that ends
+     * or is malformed before such a packet shows nothing here; the receiver then reports what is
+     * wrong with it, at its byte offset.
+     *
+     * @return the first file's detection, or null if no file has a RAM packet with pages
+     * @throws MigrationException MISMATCH when two files name different methods, CONFIG when a
+     *                            file names a method jmigrate does not implement
+     */
+    public static Detection detectCompression(List<Path> channelFiles, int pageSize) {
+        Detection first = null;
+        for (Path p : channelFiles) {
+            Detection d = detectOne(p, pageSize);
+            if (d == null) {
+                continue;
+            }
+            if (first == null) {
+                first = d;
+            } else if (first.method() != d.method()) {
+                throw new MigrationException(Category.MISMATCH, "multifd channel files disagree on multifd-compression ("
+                        + first.method().parameter() + " and " + d.method().parameter() + "): " + first.where() + "; "
+                        + d.where());
+            }
+        }
+        return first;
+    }
+
+    private static Detection detectOne(Path p, int pageSize) {
+        int ramLen = RamPacket.length(pageSize);
+        byte[] buf = new byte[Math.max(ramLen, DeviceStatePacket.SIZE)];
+        ByteBuffer b = ByteBuffer.wrap(buf);
+        String name = displayName(p);
+        try (InputStream in = open(p)) {
+            if (in.readNBytes(buf, 0, MultifdInit.SIZE) < MultifdInit.SIZE) {
+                return null;
+            }
+            int id = MultifdInit.decode(ByteBuffer.wrap(buf, 0, MultifdInit.SIZE), name).id();
+            long at = MultifdInit.SIZE;
+            while (true) {
+                if (in.readNBytes(buf, 0, PacketHeader.SIZE) < PacketHeader.SIZE) {
+                    return null;
+                }
+                int flags = PacketHeader.decodeFlags(b, 0, name, at);
+                if ((flags & PacketHeader.FLAG_DEVICE_STATE) != 0) {
+                    readRest(in, buf, DeviceStatePacket.SIZE);
+                    DeviceStatePacket h = DeviceStatePacket.decode(b, 0, MultifdConfig.DEFAULT_MAX_DEVICE_STATE_PACKET,
+                            name, at);
+                    in.skipNBytes(h.nextPacketSize());
+                    at += DeviceStatePacket.SIZE + (long) h.nextPacketSize();
+                    continue;
+                }
+                readRest(in, buf, ramLen);
+                long normal = Integer.toUnsignedLong(b.getInt(16));
+                long zero = Integer.toUnsignedLong(b.getInt(32));
+                if (normal + zero == 0) {
+                    at += ramLen;   // no pages, no payload (a stale next_packet_size is ignored)
+                    continue;
+                }
+                int comp = flags & PacketHeader.FLAG_COMPRESSION_MASK;
+                MultifdCompression method = switch (comp) {
+                    case PacketHeader.FLAG_NOCOMP -> MultifdCompression.NONE;
+                    case PacketHeader.FLAG_ZLIB -> MultifdCompression.ZLIB;
+                    case PacketHeader.FLAG_ZSTD -> MultifdCompression.ZSTD;
+                    default -> throw new MigrationException(Category.CONFIG, "multifd channel " + id + " (" + name
+                            + ") at byte offset " + at + String.format(": RAM packet compression flag bits 0x%02x name %s; ",
+                            comp, MultifdCompression.fromFlag(comp)) + "jmigrate decodes multifd-compression none, zlib and zstd");
+                };
+                return new Detection(method, id, p, at, flags);
+            }
+        } catch (EOFException e) {
+            return null;
+        } catch (MigrationException e) {
+            if (e.category() == Category.CONFIG) {
+                throw e;
+            }
+            return null;   // malformed: the receiver reports it where it is
+        } catch (IOException e) {
+            throw new MigrationException(Category.IO, "cannot read " + p + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void readRest(InputStream in, byte[] buf, int total) throws IOException {
+        if (in.readNBytes(buf, PacketHeader.SIZE, total - PacketHeader.SIZE) < total - PacketHeader.SIZE) {
+            throw new EOFException();
+        }
     }
 
     /**
@@ -296,7 +443,7 @@ public final class MultifdCapture implements RamLoadSink, AutoCloseable {
         for (ChannelStats s : rx.stats()) {
             reports.add(new ChannelReport(fileById.get(s.id()).toString(), s));
         }
-        return new Result(reports, ordered, legacy);
+        return new Result(reports, ordered, legacy, config.compression(), detection);
     }
 
     /**

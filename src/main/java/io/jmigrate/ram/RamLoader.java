@@ -38,8 +38,11 @@ public final class RamLoader implements SaveVmHandlers.Load, RamLoadSink {
     private boolean sawFlush;
     private String lastBlockName;
     private MemorySegment lastBlockMemory;
-    public volatile long normalPages;
-    public volatile long zeroPages;
+    // plain counters of the loader thread, published at every section end and MULTIFD_FLUSH
+    private long normal;
+    private long zeroCount;
+    private volatile long normalPublished;
+    private volatile long zeroPublished;
 
     public RamLoader(List<RamBlock> blocks) {
         for (RamBlock b : blocks) {
@@ -60,16 +63,38 @@ public final class RamLoader implements SaveVmHandlers.Load, RamLoadSink {
         return perSection;
     }
 
+    /** Normal pages loaded from the main channel, as of the last section end or flush. */
+    public long normalPages() {
+        return normalPublished;
+    }
+
+    /** Zero pages loaded from the main channel, as of the last section end or flush. */
+    public long zeroPages() {
+        return zeroPublished;
+    }
+
+    private void publish() {
+        normalPublished = normal;
+        zeroPublished = zeroCount;
+    }
+
     @Override
     public void multifdFlush() {
+        publish();
         sawFlush = true;
-        if (multifd != null) {
-            multifd.recvSyncMain(); // QEMU ignores MULTIFD_FLUSH without multifd too
+        if (multifd == null) {
+            // QEMU ignores it and loads on, without the pages the source put on its multifd
+            // channels; only a multifd source sends this flag, so this is the misconfiguration
+            throw new MigrationException(Category.MISMATCH, "the ram section carries a MULTIFD_FLUSH: the source "
+                    + "sends its pages on multifd channels, but this destination expects only the main channel (is "
+                    + "the multifd capability on at the source only?)");
         }
+        multifd.recvSyncMain();
     }
 
     @Override
     public void endOfSection() {
+        publish();
         if (perSection == null) {
             perSection = !sawFlush;
         }
@@ -124,15 +149,15 @@ public final class RamLoader implements SaveVmHandlers.Load, RamLoadSink {
 
     @Override
     public void pageLoaded(String block, long offset) {
-        normalPages++;
+        normal++;
     }
 
     @Override
     public void zeroPage(String block, long offset) {
-        zeroPages++;
-        MemorySegment seg = blocks.get(block).segment();
+        zeroCount++;
+        MemorySegment seg = blockTarget(block);
         if (MemorySegment.mismatch(seg, offset, offset + pageSize, zero, 0, pageSize) != -1) {
-            seg.asSlice(offset, pageSize).fill((byte) 0);
+            MemorySegment.copy(zero, 0, seg, offset, pageSize); // no slice per page
         }
     }
 

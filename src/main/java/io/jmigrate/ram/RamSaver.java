@@ -3,6 +3,7 @@ package io.jmigrate.ram;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.memory.RamBlock;
+import io.jmigrate.memory.SegmentWindows;
 import io.jmigrate.multifd.MultifdBlock;
 import io.jmigrate.multifd.MultifdSender;
 import io.jmigrate.savevm.SaveVmHandlers;
@@ -52,11 +53,13 @@ import java.util.function.LongConsumer;
 public final class RamSaver implements SaveVmHandlers.Save {
     /** QEMU bounds one iteration to 50 ms so that the migration thread stays responsive. */
     private static final long MAX_ITERATE_NANOS = 50_000_000L;
+    /** Pages between two rate-limit checks (and counter publications): 256 KiB of 4 KiB pages. */
+    private static final int CHECK_EVERY = 64;
 
     private final List<RamBlock> blocks;
     private final long[][] migBitmap;
-    /** One ByteBuffer view per block (null above 2 GiB), so pages are queued without allocation. */
-    private final java.nio.ByteBuffer[] views;
+    /** ByteBuffer windows over every block (any size), so pages are queued without allocation. */
+    private final SegmentWindows[] windows;
     private final RamStats stats;
     private final LongConsumer onSync;
     private final int pageSize;
@@ -70,6 +73,12 @@ public final class RamSaver implements SaveVmHandlers.Save {
     private final MultifdSender multifd;
     private final boolean flushPerSection;
     private final MultifdBlock[] multifdBlocks;
+    // Counters owned by the migration thread, plain, published to the volatile RamStats once per
+    // batch of pages (a rate check), per sync and at the end of every section: nothing volatile
+    // happens per page.
+    private long remaining;
+    private long normal;
+    private long zero;
 
     /**
      * How pages travel.
@@ -116,10 +125,9 @@ public final class RamSaver implements SaveVmHandlers.Save {
                 multifdBlocks[i] = new MultifdBlock(b.idstr(), b.segment(), b.pageSize());
             }
         }
-        this.views = new java.nio.ByteBuffer[blocks.size()];
+        this.windows = new SegmentWindows[blocks.size()];
         for (int i = 0; i < blocks.size(); i++) {
-            RamBlock b = blocks.get(i);
-            views[i] = b.usedLength() <= Integer.MAX_VALUE ? b.segment().asByteBuffer() : null;
+            windows[i] = blocks.get(i).ioWindows();
         }
         this.migBitmap = new long[blocks.size()][];
         for (int i = 0; i < blocks.size(); i++) {
@@ -165,7 +173,8 @@ public final class RamSaver implements SaveVmHandlers.Save {
             }
             remaining += pages;
         }
-        stats.remainingPages = remaining;
+        this.remaining = remaining;
+        publish();
         lastSyncNanos = System.nanoTime();
         stats.dirtySyncCount = 1;
         onSync.accept(1);
@@ -207,13 +216,20 @@ public final class RamSaver implements SaveVmHandlers.Save {
 
     @Override
     public long pendingEstimate() {
-        return stats.remainingPages * pageSize;
+        return remaining * pageSize;
     }
 
     @Override
     public long pendingExact() {
         syncDirty();
-        return stats.remainingPages * pageSize;
+        return remaining * pageSize;
+    }
+
+    /** Makes the migration thread's plain counters visible to readers of {@link RamStats}. */
+    private void publish() {
+        stats.remainingPages = remaining;
+        stats.normalPages = normal;
+        stats.zeroPages = zero;
     }
 
     /** Collects the vCPUs' dirty log into the migration bitmap ({@code migration_bitmap_sync}). */
@@ -233,7 +249,8 @@ public final class RamSaver implements SaveVmHandlers.Save {
             stats.lastSyncDirtyPages = added;
             stats.dirtyPagesRate = (long) (added * 1e9 / elapsed);
         }
-        stats.remainingPages += added;
+        remaining += added;
+        publish();
         long n = stats.dirtySyncCount + 1;
         stats.dirtySyncCount = n;
         onSync.accept(n);
@@ -246,12 +263,14 @@ public final class RamSaver implements SaveVmHandlers.Save {
         int sinceCheck = 0;
         while (true) {
             if (!sendNextDirty(w)) {
+                publish();
                 wrapped(w);
                 endOfSection(w);
                 return true;
             }
-            if (++sinceCheck >= 16) {
+            if (++sinceCheck >= CHECK_EVERY) {
                 sinceCheck = 0;
+                publish();
                 if (limit.exceeded() || System.nanoTime() - start > MAX_ITERATE_NANOS) {
                     endOfSection(w);
                     return false;
@@ -278,6 +297,7 @@ public final class RamSaver implements SaveVmHandlers.Save {
         while (sendNextDirty(w)) {
             more = true;
         }
+        publish();
         if (more) {
             wrapped(w);
         }
@@ -303,9 +323,9 @@ public final class RamSaver implements SaveVmHandlers.Save {
                     break;
                 }
                 bm[wi] &= ~(1L << (page & 63));
-                stats.remainingPages--;
+                remaining--;
                 cursorPage = page + 1;
-                sendPage(w, b, views[cursorBlock], page);
+                sendPage(w, b, windows[cursorBlock], page);
                 return true;
             }
             cursorBlock++;
@@ -314,7 +334,7 @@ public final class RamSaver implements SaveVmHandlers.Save {
         return false;
     }
 
-    private void sendPage(QemuFileWriter w, RamBlock b, java.nio.ByteBuffer view, long page) {
+    private void sendPage(QemuFileWriter w, RamBlock b, SegmentWindows win, long page) {
         long offset = page << b.pageShift();
         MemorySegment seg = b.segment();
         boolean zero = zeroPageDetection && MemorySegment.mismatch(seg, offset, offset + pageSize, zeroPage, 0, pageSize) == -1;
@@ -330,14 +350,10 @@ public final class RamSaver implements SaveVmHandlers.Save {
         }
         if (zero) {
             w.putU8(0);
-            stats.zeroPages++;
+            this.zero++;
         } else {
-            if (view != null) {
-                w.queuePage(view, (int) offset, pageSize);
-            } else {
-                w.putSegment(seg.asSlice(offset, pageSize));
-            }
-            stats.normalPages++;
+            w.queuePage(win.window(offset), SegmentWindows.offsetInWindow(offset), pageSize);
+            normal++;
         }
     }
 

@@ -107,6 +107,39 @@ class AnalyzeCommandIT {
     }
 
     @Test
+    void readmeCompressedMultifdExampleRebuildsTheGuestImage() throws Exception {
+        // exactly the README's command line (zstd), run from the repository root
+        String d = "src/test/resources/qemu-testdata/qemu-10.0/none-multifd2-zstd/";
+        Run r = run("analyze", d + "conn-00.c2s.bin.gz", "--multifd", d + "conn-01.c2s.bin.gz", d + "conn-02.c2s.bin.gz",
+                "--ram");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("multifd: 2 channel(s), every packet valid; SYNC barrier on RAM_SAVE_FLAG_MULTIFD_FLUSH\n"
+                        + "multifd-compression: zstd (from the packet flags)\n")
+                .containsPattern("(?m)^ +0  conn-01\\.c2s\\.bin\\.gz +73 +3 +0 +512 +8448 +293760$")
+                .containsPattern("(?m)^ +1  conn-02\\.c2s\\.bin\\.gz +61 +3 +0 +576 +6848 +539782$")
+                .contains("  ram                          sha256 "
+                        + "49baaf9d6125037de8f6b398b7982258d75d6ad048433ad0ac3b3fb236bdb0bf");
+    }
+
+    @Test
+    void zlibCaptureExtractsTheGuestImageAndAContradictingMethodExitsOne(@TempDir Path dir) throws Exception {
+        Path c = testdata().resolve("qemu-10.0/none-multifd2-zlib");
+        Run r = run("analyze", "-x", dir.toString(), c.resolve("conn-00.c2s.bin.gz").toString(), "--multifd",
+                c.resolve("conn-02.c2s.bin.gz").toString(), c.resolve("conn-01.c2s.bin.gz").toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("ram/ram.ram  (RAMBlock ram)", "multifd-compression: zlib (from the packet flags)");
+        assertThat(sha256(dir.resolve("ram/ram.ram")))
+                .isEqualTo("49baaf9d6125037de8f6b398b7982258d75d6ad048433ad0ac3b3fb236bdb0bf");
+        Run wrong = run("analyze", c.resolve("conn-00.c2s.bin.gz").toString(), "--multifd",
+                c.resolve("conn-01.c2s.bin.gz").toString(), c.resolve("conn-02.c2s.bin.gz").toString(),
+                "--multifd-compression", "zstd");
+        assertThat(wrong.exit()).isEqualTo(1);
+        assertThat(wrong.err()).isEqualTo("jmigrate analyze: multifd-compression zstd was asked for, but the packets say "
+                + "zlib: multifd channel 0 (conn-01.c2s.bin.gz (gunzipped)) at byte offset 1408: RAM packet flags "
+                + "0x00000002 (zlib)\n");
+    }
+
+    @Test
     void multifdExtractWritesRebuiltRam(@TempDir Path dir) throws Exception {
         Path c = testdata().resolve("qemu-7.2/multifd2-pattern-ram");
         Run r = run("analyze", "-x", dir.toString(), c.resolve("conn-00.c2s.bin.gz").toString(), "--multifd",

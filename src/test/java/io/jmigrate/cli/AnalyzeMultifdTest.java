@@ -77,7 +77,8 @@ class AnalyzeMultifdTest {
     @ParameterizedTest(name = "{0}/{1}")
     @CsvSource({"qemu-7.2,multifd2-pattern-ram,pc.ram,pc.ram.ram", "qemu-10.0,multifd2-pattern-ram,pc.ram,pc.ram.ram",
             "qemu-11.1,multifd2-pattern-ram,pc.ram,pc.ram.ram", "qemu-7.2,none-multifd2,ram,ram.ram",
-            "qemu-10.0,none-multifd2,ram,ram.ram"})
+            "qemu-10.0,none-multifd2,ram,ram.ram", "qemu-10.0,none-multifd2-zlib,ram,ram.ram",
+            "qemu-10.0,none-multifd2-zstd,ram,ram.ram"})
     void everyCaptureValidatesMatchesFactsAndRebuildsRam(String version, String capture, String block, String ramFile,
                                                           @TempDir Path x) throws Exception {
         Path dir = testdata().resolve(version).resolve(capture);
@@ -214,5 +215,127 @@ class AnalyzeMultifdTest {
                 dir.resolve("conn-02.c2s.bin.gz").toString());
         assertThat(r.exit()).isEqualTo(1);
         assertThat(r.err()).contains("conn-02.c2s.bin.gz", "channel id 1 is out of range");
+    }
+
+    // ---- compressed captures (multifd-compression zlib / zstd, QEMU 10.0) -----------------------
+
+    static Path compressed(String method) {
+        return testdata().resolve("qemu-10.0/none-multifd2-" + method);
+    }
+
+    static String[] captureArgs(Path dir, String... extra) {
+        List<String> a = new ArrayList<>(List.of(extra));
+        a.addAll(List.of(dir.resolve("conn-00.c2s.bin.gz").toString(), "--multifd",
+                dir.resolve("conn-01.c2s.bin.gz").toString(), dir.resolve("conn-02.c2s.bin.gz").toString()));
+        return a.toArray(String[]::new);
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"qemu-10.0,zlib,0x02", "qemu-10.0,zstd,0x04", "qemu-7.2,zlib,0x02", "qemu-7.2,zstd,0x04"})
+    void compressedCaptureRebuildsTheGuestImageByteForByte(String version, String method, String flag, @TempDir Path x)
+            throws Exception {
+        Path dir = testdata().resolve(version).resolve("none-multifd2-" + method);
+        Run r = analyze(captureArgs(dir, "-x", x.toString(), "--ram"));
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(sha256(x.resolve("ram/ram.ram"))).isEqualTo(PATTERN_SHA256);
+        assertThat(r.out()).contains("multifd-compression: " + method + " (from the packet flags)")
+                .containsPattern("(?m)^  ram +sha256 " + PATTERN_SHA256 + "$");
+        JsonNode m = JSON.readTree(x.resolve("summary.json").toFile()).path("multifd");
+        assertThat(m.path("compression").asText()).isEqualTo(method);
+        assertThat(m.path("sync").asText()).isEqualTo(version.equals("qemu-7.2") ? "legacy: each RAM EOS" : "MULTIFD_FLUSH");
+        // every channel file was consumed to its last byte: the relay's count of what QEMU sent
+        JsonNode manifest = JSON.readTree(dir.resolve("manifest.json").toFile());
+        for (JsonNode ch : m.path("channels")) {
+            int index = Integer.parseInt(Path.of(ch.get("file").asText()).getFileName().toString().substring(5, 7));
+            assertThat(ch.get("bytes").asLong()).isEqualTo(manifest.get("connections").get(index).get("c2s_bytes").asLong());
+        }
+        assertThat(m.path("compression_detected_at").asText())
+                .matches("multifd channel \\d \\(conn-0[12]\\.c2s\\.bin\\.gz \\(gunzipped\\)\\) at byte offset \\d+: "
+                        + "RAM packet flags 0x000000" + flag.substring(2) + " \\(" + method + "\\)");
+        // the same capture with the method named gives the same RAM
+        Run named = analyze(captureArgs(dir, "--ram", "--multifd-compression", method));
+        assertThat(named.exit()).as(named.err()).isZero();
+        assertThat(named.out()).containsPattern("(?m)^  ram +sha256 " + PATTERN_SHA256 + "$");
+    }
+
+    @ParameterizedTest
+    @CsvSource({"zlib,zstd", "zstd,zlib", "zlib,none", "none,zstd"})
+    void aNamedMethodThatThePacketsContradictIsAClearError(String captured, String named) {
+        Path dir = captured.equals("none") ? testdata().resolve("qemu-10.0/none-multifd2") : compressed(captured);
+        Run r = analyze(captureArgs(dir, "--multifd-compression", named));
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).startsWith("jmigrate analyze: multifd-compression " + named + " was asked for, but the "
+                        + "packets say " + captured + ": multifd channel ")
+                .containsPattern("\\(conn-0[12]\\.c2s\\.bin\\.gz \\(gunzipped\\)\\) at byte offset \\d+: RAM packet flags");
+        assertThat(r.out()).isEmpty();
+    }
+
+    @Test
+    void channelFilesOfDifferentMethodsAreRejectedNamingBoth() {
+        // zlib channel file and zstd channel file of two captures (both UUIDs are zero, ids 0 and 1)
+        Path zlib = channelWithId(compressed("zlib"), 0);
+        Path zstd = channelWithId(compressed("zstd"), 1);
+        Run r = analyze(compressed("zlib").resolve("conn-00.c2s.bin.gz").toString(), "--multifd", zlib.toString(),
+                zstd.toString());
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).contains("multifd channel files disagree on multifd-compression (zlib and zstd)",
+                "multifd channel 0 (" + zlib.getFileName(), "multifd channel 1 (" + zstd.getFileName(),
+                "(zlib)", "(zstd)");
+    }
+
+    static Path channelWithId(Path dir, int id) {
+        for (String f : List.of("conn-01.c2s.bin.gz", "conn-02.c2s.bin.gz")) {
+            try {
+                if (gunzip(dir.resolve(f))[24] == id) {
+                    return dir.resolve(f);
+                }
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
+        throw new AssertionError("no channel id " + id + " in " + dir);
+    }
+
+    /** Byte offsets of each RAM packet's payload in a channel (after the init, 1344-byte packets). */
+    static List<int[]> payloads(byte[] ch) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(ch);
+        List<int[]> out = new ArrayList<>();
+        int pos = 64;
+        while (pos < ch.length) {
+            int normal = b.getInt(pos + 16);
+            int next = b.getInt(pos + 20);
+            pos += 1344;
+            if (normal > 0) {
+                out.add(new int[] {pos, next});
+                pos += next;
+            }
+        }
+        return out;
+    }
+
+    @ParameterizedTest(name = "{0}, payload {1}")
+    @CsvSource({"zlib,first,corrupt zlib payload: incorrect header check",
+            "zlib,second,corrupt zlib payload: invalid block type",
+            "zstd,first,corrupt zstd payload: Unknown frame descriptor",
+            "zstd,second,corrupt zstd payload: Data corruption detected"})
+    void aCorruptedCompressedPayloadNamesChannelFileAndOffset(String method, String which, String message,
+                                                             @TempDir Path tmp) throws Exception {
+        Path dir = compressed(method);
+        Path good = channelWithId(dir, 1);
+        byte[] ch = gunzip(good);
+        List<int[]> p = payloads(ch);
+        assertThat(p).hasSizeGreaterThan(2);
+        int[] hit = which.equals("first") ? p.get(0) : p.get(1);
+        // first payload: its stream header (zlib 78 01 / zstd frame magic) becomes ff bytes; second:
+        // its first block header becomes ff bytes (deflate BTYPE 11 and zstd block type 3 are reserved)
+        java.util.Arrays.fill(ch, hit[0], hit[0] + 4, (byte) 0xff);
+        Path bad = tmp.resolve("conn-bad.bin");
+        Files.write(bad, ch);
+        Run r = analyze(dir.resolve("conn-00.c2s.bin.gz").toString(), "--multifd",
+                channelWithId(dir, 0).toString(), bad.toString());
+        assertThat(r.exit()).isEqualTo(1);
+        assertThat(r.err()).startsWith("jmigrate analyze: multifd channel 1 (conn-bad.bin) at byte offset " + hit[0]
+                + ": " + message);
+        assertThat(r.out()).isEmpty();
     }
 }

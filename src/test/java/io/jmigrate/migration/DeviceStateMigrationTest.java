@@ -24,7 +24,7 @@ class DeviceStateMigrationTest {
 
     static VmConfig cfg(MachineType m, boolean incoming, List<String> blobs) {
         return new VmConfig("t", null, 16 << 20, null, false, m, false, new WorkloadSpec(20, "increment", 1),
-                Map.of(), blobs.stream().map(BlobSpec::parse).toList());
+                Map.of(), null, blobs.stream().map(BlobSpec::parse).toList());
     }
 
     static void multifd(MigrationManager m, int channels) {

@@ -7,6 +7,7 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 
 /**
  * A man in the middle between a real jmigrate source and a real jmigrate destination (tests):
@@ -14,6 +15,11 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * spoiling the channel whose init names {@code targetId} as {@link Fault} says. Packets are
  * parsed (init, 12-byte header, fixed RAM packet of 320 + 8 x 128 bytes, payload) so that the
  * first RAM packet carrying pages is the one changed. Any end closing closes both ends of its pair.
+ *
+ * <p>With {@code gate} = k &gt; 0 the main channel is connected to the destination only after the
+ * source's first k multifd connections were (and their init forwarded, or they failed): the
+ * destination then sees every multifd channel before the main stream, whichever the source's
+ * threads connected first, so a test of a refused channel does not depend on that race.
  */
 public final class MultifdFaultProxy implements AutoCloseable {
     static final int INIT = 64;
@@ -42,9 +48,16 @@ public final class MultifdFaultProxy implements AutoCloseable {
     private final int targetId;
     private final int channels;
     private final List<SocketChannel> open = new CopyOnWriteArrayList<>();
+    private final CountDownLatch gate;
     private volatile boolean closed;
 
     public MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels) throws IOException {
+        this(destination, fault, targetId, channels, 0);
+    }
+
+    public MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels, int gate)
+            throws IOException {
+        this.gate = new CountDownLatch(gate);
         this.destination = destination;
         this.fault = fault;
         this.targetId = targetId;
@@ -71,9 +84,15 @@ public final class MultifdFaultProxy implements AutoCloseable {
 
     private void handle(SocketChannel src) {
         SocketChannel dst = null;
+        boolean multifd = false;
         try {
             ByteBuffer first = read(src, 4);
             if (first.getInt(0) == 0x5145564d) { // main channel: both ways, untouched
+                try {
+                    gate.await();
+                } catch (InterruptedException e) {
+                    return;
+                }
                 dst = connect();
                 write(dst, first);
                 SocketChannel d = dst;
@@ -81,6 +100,7 @@ public final class MultifdFaultProxy implements AutoCloseable {
                 pump(src, dst);
                 return;
             }
+            multifd = true;
             ByteBuffer init = ByteBuffer.allocate(INIT);
             init.put(first.rewind());
             init.put(read(src, INIT - 4)).flip();
@@ -104,6 +124,8 @@ public final class MultifdFaultProxy implements AutoCloseable {
             }
             dst = connect();
             write(dst, init);
+            gate.countDown();
+            multifd = false;
             if (deviceFault()) {
                 deviceStateLoop(src, dst);
                 return;
@@ -149,6 +171,9 @@ public final class MultifdFaultProxy implements AutoCloseable {
         } catch (IOException e) {
             // one end closed (or the drop): close both
         } finally {
+            if (multifd) {
+                gate.countDown(); // failed before its init reached the destination
+            }
             closeQuietly(src);
             closeQuietly(dst);
         }
@@ -248,6 +273,9 @@ public final class MultifdFaultProxy implements AutoCloseable {
 
     private void closeAll() throws IOException {
         closed = true;
+        while (gate.getCount() > 0) {
+            gate.countDown();
+        }
         server.close();
         for (SocketChannel s : open) {
             closeQuietly(s);
