@@ -64,8 +64,15 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
 
     @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R]",
             description = "add a device whose switchover state goes over multifd device state (repeatable); "
-                    + "also seed=N, and the test hooks order=reverse and fail-at=save:N|load:N")
+                    + "also seed=N, and the test hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N")
     java.util.List<String> devices = new java.util.ArrayList<>();
+
+    @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
+            description = "create an object, as QEMU's -object: tls-creds-x509,id=ID,dir=DIR,endpoint=server|client"
+                    + "[,verify-peer=on|off]; authz-simple,id=ID,identity=DN; authz-list,id=ID,policy=deny|allow,"
+                    + "rules.0.match=DN,rules.0.policy=allow[,rules.0.format=exact|glob]... (a comma inside a value "
+                    + "is written ,,) (repeatable)")
+    java.util.List<String> objects = new java.util.ArrayList<>();
 
     @Override
     public Integer call() throws Exception {
@@ -81,6 +88,9 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);
              Vm vm = new Vm(cfg, incoming != null)) {
+            for (String o : objects) {
+                vm.objectAdd(o);
+            }
             EventSink events = server;
             vm.setEventSink(events);
             MigrationManager mm = new MigrationManager(vm, events);

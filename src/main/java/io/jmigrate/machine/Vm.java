@@ -43,6 +43,8 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     private volatile String incomingRunState;
     private volatile WorkloadChecker.Result incomingCheck;
     private final long startNanos = System.nanoTime();
+    /** {@code --object} and QMP {@code object-add} objects (TLS credentials, authz). */
+    private final io.jmigrate.channel.TlsObjects objects = new io.jmigrate.channel.TlsObjects();
     private long runningNanos;
     private long runningSince = -1;
 
@@ -62,6 +64,26 @@ public final class Vm implements MigrationSubject, AutoCloseable {
             state = RunState.PRELAUNCH;
             start();
         }
+    }
+
+    @Override
+    public io.jmigrate.channel.TlsObjects tlsObjects() {
+        return objects;
+    }
+
+    /** {@code --object TYPE,id=ID,...} (QEMU's -object syntax; commas in values doubled). */
+    public void objectAdd(String commandLine) {
+        objects.add(io.jmigrate.channel.TlsObject.parse(commandLine));
+    }
+
+    /** QMP {@code object-add}: {@code props} in keyval form (lists as {@code rules.N.key}). */
+    public void objectAdd(String qomType, String id, java.util.Map<String, String> props) {
+        objects.add(io.jmigrate.channel.TlsObject.create(qomType, id, props));
+    }
+
+    /** QMP {@code object-del}. */
+    public void objectDel(String id) {
+        objects.delete(id);
     }
 
     public VmConfig config() {

@@ -13,6 +13,8 @@ import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.StreamLimits;
 
 import io.jmigrate.channel.IncomingListener;
+import io.jmigrate.channel.TlsChannel;
+import io.jmigrate.channel.TlsContext;
 import io.jmigrate.memory.RamBlock;
 import io.jmigrate.multifd.ChannelStats;
 import io.jmigrate.multifd.DeviceStateSink;
@@ -426,6 +428,16 @@ public final class IncomingMigration implements Runnable {
         }
         IncomingListener.Accepted first = listener.acceptUnclassified();
         MigrationConfig cfg = liveConfig.get();
+        TlsContext tls;
+        try {
+            tls = cfg.concludeTls(MigrationUri.parse(listener.boundUri()), subject.tlsObjects(), false);
+        } catch (RuntimeException e) {
+            Transport.closeQuietly(first.channel());
+            throw e;
+        }
+        if (tls != null) {
+            return acceptTls(first, cfg, tls);
+        }
         activate();
         if (!cfg.multifd()) {
             IncomingListener.Incoming in;
@@ -445,14 +457,8 @@ public final class IncomingMigration implements Runnable {
             listenUntilTheEnd(PEEK_TIMEOUT);
             return c;
         }
-        List<RamBlock> blocks = subject.ramBlocks();
-        MultifdConfig mc = cfg.multifdConfig(subject.uuid(), blocks.getFirst().pageSize());
-        Map<String, MultifdBlock> byName = new HashMap<>();
-        for (RamBlock b : blocks) {
-            byName.put(b.idstr(), new MultifdBlock(b.idstr(), b.segment(), b.pageSize()));
-        }
-        MultifdReceiver rx = new MultifdReceiver(mc, byName::get, deviceStateSink(prepareDevices(cfg)), error);
-        multifd = rx;
+        MultifdReceiver rx = newReceiver(cfg);
+        MultifdConfig mc = rx.config();
         Duration timeout = mc.timeout();
         classifyLater(first, timeout);
         listenUntilTheEnd(timeout);
@@ -477,6 +483,165 @@ public final class IncomingMigration implements Runnable {
             listener.close();
             throw e;
         }
+    }
+
+    private MultifdReceiver newReceiver(MigrationConfig cfg) {
+        List<RamBlock> blocks = subject.ramBlocks();
+        MultifdConfig mc = cfg.multifdConfig(subject.uuid(), blocks.getFirst().pageSize());
+        Map<String, MultifdBlock> byName = new HashMap<>();
+        for (RamBlock b : blocks) {
+            byName.put(b.idstr(), new MultifdBlock(b.idstr(), b.segment(), b.pageSize()));
+        }
+        MultifdReceiver rx = new MultifdReceiver(mc, byName::get, deviceStateSink(prepareDevices(cfg)), error);
+        multifd = rx;
+        return rx;
+    }
+
+    /** How many accepted connections may be in their TLS handshake at once; more are closed at once. */
+    static final int MAX_PENDING_HANDSHAKES = 16;
+    /** How many refused connections {@link #refusedConnections()} remembers. */
+    static final int MAX_REFUSED_KEPT = 16;
+
+    /** One accepted connection in its handshake, in accept order. */
+    private record Pending(IncomingListener.Accepted accepted, java.util.concurrent.CompletableFuture<TlsChannel> result) {
+    }
+
+    private static final Pending NO_MORE = new Pending(null, null);
+    private final java.util.Deque<String> refused = new java.util.ArrayDeque<>();
+
+    /** Why recent connections were refused without failing the migration (newest last). */
+    public List<String> refusedConnections() {
+        synchronized (refused) {
+            return List.copyOf(refused);
+        }
+    }
+
+    private void refuseQuietly(String why) {
+        System.err.println("jmigrate: incoming migration on " + listener.boundUri() + ": refused " + why);
+        synchronized (refused) {
+            if (refused.size() == MAX_REFUSED_KEPT) {
+                refused.removeFirst();
+            }
+            refused.addLast(why);
+        }
+    }
+
+    /**
+     * Accepting under TLS (PROTOCOL.md §2.2): nothing can be peeked, so connections are told apart
+     * by order, as QEMU does: in accept order, the first connection whose handshake succeeds (and
+     * whose client certificate passes tls-authz) is the main channel, and each later one is a
+     * multifd channel. A connection whose handshake fails (plaintext, random bytes, an untrusted
+     * or expired certificate, a DN that is not allowed) is refused, its reason logged and kept in
+     * {@link #refusedConnections}, and the migration goes on waiting for the real source. Each
+     * handshake runs on its own thread, bounded by {@link Transport#TLS_HANDSHAKE_TIMEOUT}; the
+     * state becomes active when the main channel is established.
+     */
+    private Transport.Connection acceptTls(IncomingListener.Accepted first, MigrationConfig cfg, TlsContext tls)
+            throws InterruptedException {
+        MultifdReceiver rx = cfg.multifd() ? newReceiver(cfg) : null;
+        int wanted = rx == null ? 0 : rx.config().channels();
+        java.util.concurrent.LinkedBlockingQueue<Pending> order = new java.util.concurrent.LinkedBlockingQueue<>();
+        java.util.concurrent.Semaphore handshakes = new java.util.concurrent.Semaphore(MAX_PENDING_HANDSHAKES);
+        AtomicReference<TlsChannel> main = new AtomicReference<>();
+        order.add(handshakeLater(first, tls, handshakes));
+        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
+            try {
+                while (!error.isSet()) {
+                    IncomingListener.Accepted a = listener.acceptUnclassified();
+                    if (!handshakes.tryAcquire()) {
+                        Transport.closeQuietly(a.channel());
+                        refuseQuietly(a.description() + ": " + MAX_PENDING_HANDSHAKES + " connections are already in "
+                                + "their TLS handshake");
+                        continue;
+                    }
+                    handshakes.release();
+                    order.add(handshakeLater(a, tls, handshakes));
+                }
+            } catch (MigrationException e) {
+                if (e.category() != Category.CANCELLED) {
+                    error.set(e);
+                }
+            } finally {
+                order.add(NO_MORE);
+            }
+        });
+        Thread.ofVirtual().name("mig/dst/tls-order").start(() -> {
+            int assigned = 0;
+            try {
+                while (true) {
+                    Pending p = order.take();
+                    if (p == NO_MORE) {
+                        return;
+                    }
+                    TlsChannel ch;
+                    try {
+                        ch = p.result().join();
+                    } catch (java.util.concurrent.CompletionException e) {
+                        refuseQuietly(e.getCause().getMessage());
+                        continue;
+                    }
+                    if (error.isSet()) {
+                        ch.close();
+                    } else if (main.get() == null) {
+                        main.set(ch);
+                        Transport.Connection c = new Transport.Connection(ch, true, ch.description() + " (main, TLS)");
+                        connection = c;
+                        mainArrived.countDown();
+                    } else if (assigned < wanted) {
+                        assigned++;
+                        String name = ch.description() + " (multifd, TLS)";
+                        Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+                            try {
+                                rx.addChannel(ch, name);
+                            } catch (RuntimeException e) {
+                                error.set(e);
+                            }
+                        });
+                    } else {
+                        ch.close();
+                        refuseQuietly(ch.description() + ": an extra connection (this migration has its main channel"
+                                + (wanted > 0 ? " and its " + wanted + " multifd channel(s)" : "") + " already)");
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        try {
+            while (!mainArrived.await(20, TimeUnit.MILLISECONDS)) {
+                error.throwIfSet();
+            }
+            error.throwIfSet();
+            activate();
+            Transport.Connection c = connection;
+            if (rx != null) {
+                rx.awaitChannels();
+            }
+            return c;
+        } finally {
+            listener.close(); // mig/dst/listen ends; later connections are refused
+        }
+    }
+
+    private java.util.concurrent.CompletableFuture<TlsChannel> startHandshake(IncomingListener.Accepted a,
+                                                                             TlsContext tls,
+                                                                             java.util.concurrent.Semaphore slots) {
+        java.util.concurrent.CompletableFuture<TlsChannel> f = new java.util.concurrent.CompletableFuture<>();
+        slots.acquireUninterruptibly();
+        Thread.ofVirtual().name("mig/dst/tls-handshake").start(() -> {
+            try {
+                f.complete(tls.handshake(a.channel(), a.description(), Transport.TLS_HANDSHAKE_TIMEOUT));
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            } finally {
+                slots.release();
+            }
+        });
+        return f;
+    }
+
+    private Pending handshakeLater(IncomingListener.Accepted a, TlsContext tls, java.util.concurrent.Semaphore slots) {
+        return new Pending(a, startHandshake(a, tls, slots));
     }
 
     /**

@@ -34,6 +34,14 @@ public interface MigrationSubject {
         return new byte[16];
     }
 
+    /**
+     * The process's {@code --object}/{@code object-add} objects that {@code tls-creds} and
+     * {@code tls-authz} name (none by default).
+     */
+    default io.jmigrate.channel.TlsObjects tlsObjects() {
+        return new io.jmigrate.channel.TlsObjects();
+    }
+
     /** A fresh device list for one incoming migration; it exists before the multifd receiver starts. */
     SaveStateRegistry<SaveVmHandlers.Load> loadRegistry(SaveVmOptions options);
 

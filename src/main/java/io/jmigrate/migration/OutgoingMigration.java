@@ -77,6 +77,8 @@ public final class OutgoingMigration implements Runnable {
     private final MigrationSubject subject;
     private final Supplier<MigrationConfig> liveConfig;
     private final MigrationConfig config;
+    /** TLS for the main and every multifd channel, or null (tls-creds unset). */
+    private final io.jmigrate.channel.TlsContext tls;
     private final MigrationUri uri;
     private final MigrationState state;
     private final EventSink events;
@@ -126,6 +128,7 @@ public final class OutgoingMigration implements Runnable {
         this.subject = subject;
         this.liveConfig = liveConfig;
         this.config = liveConfig.get().conclude(uri);
+        this.tls = config.concludeTls(uri, subject.tlsObjects(), true);
         this.uri = uri;
         this.state = state;
         this.events = events;
@@ -218,7 +221,7 @@ public final class OutgoingMigration implements Runnable {
 
     /** §2.2: the main channel. */
     private Transport.Connection connectMain() {
-        Transport.Connection c = Transport.connect(uri);
+        Transport.Connection c = Transport.connect(uri, tls);
         connection = c;
         if (cancelRequested) {
             throw error.get();
@@ -232,10 +235,10 @@ public final class OutgoingMigration implements Runnable {
      */
     private void connectMultifd() {
         MultifdConfig mc = config.multifdConfig(subject.uuid(), subject.ramBlocks().getFirst().pageSize());
-        List<java.nio.channels.SocketChannel> chans = new ArrayList<>();
+        List<java.nio.channels.ByteChannel> chans = new ArrayList<>();
         try {
             for (int i = 0; i < mc.channels(); i++) {
-                chans.add(Transport.connectMultifd(uri, i));
+                chans.add(Transport.connectMultifd(uri, i, tls));
             }
         } catch (RuntimeException e) {
             chans.forEach(Transport::closeQuietly);
