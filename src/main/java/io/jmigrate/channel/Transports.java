@@ -87,6 +87,24 @@ public final class Transports {
         }
     }
 
+    /**
+     * Whether a failed socket read or write means that the peer closed (or reset) the
+     * connection: EPIPE or ECONNRESET, as opposed to our own close (ClosedChannelException) or
+     * a network failure. The peer hanging up is then the cause to report, not the write.
+     */
+    public static boolean peerHungUp(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof java.nio.channels.ClosedChannelException) {
+                return false;
+            }
+            if (c instanceof IOException && c.getMessage() != null
+                    && (c.getMessage().contains("Broken pipe") || c.getMessage().contains("Connection reset"))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     static void closeQuietly(java.io.Closeable c) {
         if (c != null) {
             try {

@@ -26,7 +26,7 @@ import java.util.concurrent.Callable;
 
 /** {@code jmigrate bench}: benchmarks that start VM processes and drive them as a user would. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see also the JMH profile).",
-        subcommands = {BenchCommand.Throughput.class})
+        subcommands = {BenchCommand.Throughput.class, BenchDowntimeCommand.class})
 public final class BenchCommand implements Runnable {
     @Spec
     CommandLine.Model.CommandSpec spec;
@@ -212,7 +212,7 @@ public final class BenchCommand implements Runnable {
             };
         }
 
-        private static void deleteTree(Path p) {
+        static void deleteTree(Path p) {
             if (!Files.exists(p)) {
                 return;
             }

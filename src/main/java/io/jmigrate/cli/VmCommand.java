@@ -66,6 +66,18 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             description = "tests: fill guest RAM with incompressible pseudo-random bytes before the VM starts")
     Long fillSeed;
 
+    @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R]",
+            description = "add a device whose switchover state goes over multifd device state (repeatable); "
+                    + "also seed=N, and the test hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N")
+    java.util.List<String> devices = new java.util.ArrayList<>();
+
+    @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
+            description = "create an object, as QEMU's -object: tls-creds-x509,id=ID,dir=DIR,endpoint=server|client"
+                    + "[,verify-peer=on|off]; authz-simple,id=ID,identity=DN; authz-list,id=ID,policy=deny|allow,"
+                    + "rules.0.match=DN,rules.0.policy=allow[,rules.0.format=exact|glob]... (a comma inside a value "
+                    + "is written ,,) (repeatable)")
+    java.util.List<String> objects = new java.util.ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         java.util.Map<String, String> globalMap = new java.util.LinkedHashMap<>();
@@ -75,13 +87,16 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         MemoryBackend backend = memoryBackend == null ? MemoryBackend.RAM : MemoryBackend.parse(memoryBackend);
         VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), null, false,
                 MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload),
-                globalMap, backend);
+                globalMap, backend, devices.stream().map(io.jmigrate.machine.BlobSpec::parse).toList());
         CountDownLatch quit = new CountDownLatch(1);
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);
              Vm vm = new Vm(cfg, incoming != null)) {
             if (fillSeed != null) {
                 fillRandom(vm.ramBlocks().getFirst().segment(), fillSeed);
+            }
+            for (String o : objects) {
+                vm.objectAdd(o);
             }
             EventSink events = server;
             vm.setEventSink(events);

@@ -43,6 +43,8 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     private volatile String incomingRunState;
     private volatile WorkloadChecker.Result incomingCheck;
     private final long startNanos = System.nanoTime();
+    /** {@code --object} and QMP {@code object-add} objects (TLS credentials, authz). */
+    private final io.jmigrate.channel.TlsObjects objects = new io.jmigrate.channel.TlsObjects();
     private long runningNanos;
     private long runningSince = -1;
 
@@ -62,6 +64,26 @@ public final class Vm implements MigrationSubject, AutoCloseable {
             state = RunState.PRELAUNCH;
             start();
         }
+    }
+
+    @Override
+    public io.jmigrate.channel.TlsObjects tlsObjects() {
+        return objects;
+    }
+
+    /** {@code --object TYPE,id=ID,...} (QEMU's -object syntax; commas in values doubled). */
+    public void objectAdd(String commandLine) {
+        objects.add(io.jmigrate.channel.TlsObject.parse(commandLine));
+    }
+
+    /** QMP {@code object-add}: {@code props} in keyval form (lists as {@code rules.N.key}). */
+    public void objectAdd(String qomType, String id, java.util.Map<String, String> props) {
+        objects.add(io.jmigrate.channel.TlsObject.create(qomType, id, props));
+    }
+
+    /** QMP {@code object-del}. */
+    public void objectDel(String id) {
+        objects.delete(id);
     }
 
     public VmConfig config() {
@@ -114,12 +136,18 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         if (workload != null) {
             workload.resume();
         }
+        for (Device d : devices) {
+            d.runStateChanged(true);
+        }
         events.emit("RESUME", Map.of());
     }
 
     private void pauseGuest(RunState next) {
         if (workload != null) {
             workload.pause();
+        }
+        for (Device d : devices) {
+            d.runStateChanged(false);
         }
         if (runningSince >= 0) {
             runningNanos += System.nanoTime() - runningSince;
@@ -240,6 +268,9 @@ public final class Vm implements MigrationSubject, AutoCloseable {
                 c -> InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
                         GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()),
                         v -> incomingRunState = GlobalStateVmsd.runState(v))));
+        for (BlobSpec b : config.blobs()) {
+            l.add(new BlobDevice(b));
+        }
         return l;
     }
 
@@ -305,10 +336,26 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         return config.migrationProperties().multifdFlushAfterEachSection();
     }
 
+    /** Each reported device's state digest by idstr (devices with {@link Device#stateDigest}). */
+    @Override
+    public Map<String, String> deviceDigests() {
+        Map<String, String> m = new java.util.LinkedHashMap<>();
+        for (Device d : devices) {
+            String s = d.stateDigest();
+            if (s != null) {
+                m.put(d.idstr(), s);
+            }
+        }
+        return m;
+    }
+
     @Override
     public void close() {
         if (workload != null) {
             workload.shutdown();
+        }
+        for (Device d : devices) {
+            d.close();
         }
         try {
             arena.close();

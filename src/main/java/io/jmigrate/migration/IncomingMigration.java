@@ -13,6 +13,8 @@ import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.StreamLimits;
 
 import io.jmigrate.channel.IncomingListener;
+import io.jmigrate.channel.TlsChannel;
+import io.jmigrate.channel.TlsContext;
 import io.jmigrate.memory.RamBlock;
 import io.jmigrate.multifd.ChannelStats;
 import io.jmigrate.multifd.DeviceStateSink;
@@ -25,6 +27,7 @@ import io.jmigrate.savevm.SaveStateEntry;
 import io.jmigrate.savevm.ReturnPathMessage;
 import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SaveVmOptions;
+import io.jmigrate.devstate.DeviceThreadPool;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -76,9 +79,15 @@ public final class IncomingMigration implements Runnable {
     /** The RAM digest after loading, computed while completion is reported (null before). */
     private volatile java.util.concurrent.CompletableFuture<String> digest;
     private volatile boolean cancelRequested;
+    /** Every expected connection is in: later ones are refused, or dropped if they prove nothing. */
+    private volatile boolean setupDone;
     private volatile Thread thread;
     private volatile String vmdesc;
     private volatile SaveStateRegistry<SaveVmHandlers.Load> registry;
+    private final DeviceStateStats stats = new DeviceStateStats("destination");
+    /** The load threads mig/dst/load_<dev> (QEMU: created at the start of qemu_loadvm_state). */
+    private final DeviceThreadPool loadPool = new DeviceThreadPool("mig/dst/load_", error, null);
+    private volatile Map<String, String> deviceDigests;
     private volatile LoadVmDispatcher dispatcher;
     /** OPEN_RETURN_PATH was received: PONG and SHUT go back on the main channel. */
     private volatile boolean returnPathOpen;
@@ -103,6 +112,7 @@ public final class IncomingMigration implements Runnable {
         if (rx != null) {
             rx.fail(e);
         }
+        loadPool.abort();
     }
 
     /** Where the listener is bound (resolves tcp port 0). */
@@ -133,6 +143,13 @@ public final class IncomingMigration implements Runnable {
      */
     public String digest() {
         return RamDigest.await(digest, OutgoingMigration.DIGEST_WAIT);
+    }
+
+    /** Device digests as loaded (after the RAM digest is ready), or an empty map. */
+    public Map<String, String> deviceDigests() {
+        String ram = digest();
+        Map<String, String> d = deviceDigests;
+        return ram == null || d == null ? Map.of() : d;
     }
 
     public String vmdesc() {
@@ -186,6 +203,11 @@ public final class IncomingMigration implements Runnable {
         SaveVmOptions options = new SaveVmOptions(cfg.multifd() && "none".equals(cfg.multifdCompression()),
                 subject.sendSwitchoverStart());
         SaveStateRegistry<SaveVmHandlers.Load> reg = subject.loadRegistry(options);
+        for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
+            if (!e.handlers().loadStats().isEmpty()) {
+                stats.device(e.idstr(), e.instanceId()).extra = e.handlers()::loadStats;
+            }
+        }
         registry = reg;
         return reg;
     }
@@ -194,21 +216,84 @@ public final class IncomingMigration implements Runnable {
      * The receive threads' upward call: each device-state packet goes to the device registered
      * under (idstr, instance id); an unknown pair fails the migration naming it.
      */
-    private static DeviceStateSink deviceStateSink(SaveStateRegistry<SaveVmHandlers.Load> reg) {
-        return (idstr, instanceId, data) -> {
-            SaveStateEntry<SaveVmHandlers.Load> e = reg.find(idstr, instanceId);
-            if (e == null) {
-                throw new MigrationException(Category.PROTOCOL, "device-state packet for unknown device \""
-                        + idstr + "\" instance " + instanceId + ": this VM has " + reg.entries().stream()
-                        .map(SaveStateEntry::describe).toList());
+    private DeviceStateSink deviceStateSink(SaveStateRegistry<SaveVmHandlers.Load> reg) {
+        return new DeviceStateSink() {
+            @Override
+            public void loadStateBuffer(String idstr, int instanceId, ByteBuffer data) {
+                loadStateBuffer(-1, idstr, instanceId, data);
             }
-            try {
-                e.handlers().loadStateBuffer(data);
-            } catch (MigrationException ex) {
-                throw new MigrationException(ex.category(), "device-state packet for " + e.describe() + ": "
-                        + ex.getMessage(), ex);
+
+            @Override
+            public void loadStateBuffer(int channel, String idstr, int instanceId, ByteBuffer data) {
+                SaveStateEntry<SaveVmHandlers.Load> e = reg.find(idstr, instanceId);
+                if (e == null) {
+                    throw new MigrationException(Category.PROTOCOL, "device-state packet on multifd channel "
+                            + channel + " for unknown device \"" + idstr + "\" instance " + instanceId
+                            + ": this VM has " + reg.entries().stream().map(SaveStateEntry::describe).toList());
+                }
+                int n = data.remaining();
+                try {
+                    e.handlers().loadStateBuffer(data);
+                } catch (MigrationException ex) {
+                    throw new MigrationException(ex.category(), "device-state packet on multifd channel " + channel
+                            + " for " + e.describe() + ": " + ex.getMessage(), ex);
+                }
+                stats.device(idstr, instanceId).packet(channel, n);
             }
         };
+    }
+
+    /**
+     * The load-thread pool handed to the devices at SWITCHOVER_START
+     * ({@code qemu_loadvm_start_load_thread}): {@code mig/dst/load_<device>}.
+     */
+    private SaveVmHandlers.LoadThreads loadThreads(SaveStateRegistry<SaveVmHandlers.Load> reg) {
+        return (device, task) -> {
+            DeviceThreadPool pool = loadPool;
+            DeviceStateStats.DeviceRecord rec = recordFor(reg, device);
+            rec.transfer = "multifd";
+            pool.submit(device, abort -> {
+                rec.threadStartUs = DeviceStateStats.nowUs();
+                try {
+                    task.run(abort);
+                } finally {
+                    rec.threadEndUs = DeviceStateStats.nowUs();
+                }
+            });
+        };
+    }
+
+    private DeviceStateStats.DeviceRecord recordFor(SaveStateRegistry<SaveVmHandlers.Load> reg, String device) {
+        for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
+            if (e.idstr().equals(device)) {
+                DeviceStateStats.DeviceRecord rec = stats.device(e.idstr(), e.instanceId());
+                rec.extra = e.handlers()::loadStats;
+                return rec;
+            }
+        }
+        return stats.device(device, 0);
+    }
+
+    /**
+     * At EOF (PROTOCOL.md §3.3 steps 3-4): wait for every load thread, then no more may start;
+     * the load fails with the migration's first error. Bounded by x-multifd-timeout, naming the
+     * devices still loading.
+     */
+    private void joinLoadThreads() {
+        stats.phase("eof-loaded");
+        DeviceThreadPool pool = loadPool;
+        try {
+            boolean ok = pool.waitAll(Duration.ofMillis(liveConfig.get().multifdTimeoutMs()));
+            pool.abort();
+            if (!ok) {
+                throw error.get();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new MigrationException(Category.CANCELLED, "interrupted while waiting for the load threads", e);
+        }
+        error.throwIfSet();
+        stats.phase("load-threads-joined");
     }
 
     /** Loads the main stream with the registry up to EOF and the vmdesc trailer. */
@@ -227,6 +312,11 @@ public final class IncomingMigration implements Runnable {
         }
         LoadVmDispatcher d = new LoadVmDispatcher(reg, subject.configuration(), new LoadVmDispatcher.ReturnPath() {
             @Override
+            public void switchoverStart() {
+                stats.phase("switchover-start-loaded");
+            }
+
+            @Override
             public void open() {
                 if (!c.bidirectional()) {
                     throw new MigrationException(Category.PROTOCOL, "OPEN_RETURN_PATH on a one-way channel");
@@ -240,9 +330,10 @@ public final class IncomingMigration implements Runnable {
                     sendReturnPath(c, new ReturnPathMessage.Pong(value));
                 }
             }
-        });
+        }, loadThreads(reg));
         dispatcher = d;
-        d.load(r, () -> cancelRequested || error.isSet());
+        d.load(r, () -> cancelRequested || error.isSet(), this::joinLoadThreads);
+        listener.close(); // mig/dst/listen ends: it refused unexpected channels until now
         error.throwIfSet();
         return d;
     }
@@ -274,9 +365,14 @@ public final class IncomingMigration implements Runnable {
     private void completed() {
         java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
                 "mig/dst/digest");
+        deviceDigests = subject.deviceDigests(); // before the vCPUs may change device state
         digest = sha;
         subject.holdRunUntil(sha);
         subject.incomingCompleted();
+        if (subject.isRunning()) {
+            stats.phase("resumed");
+        }
+        stats.phase("completed");
         state.cas(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
     }
 
@@ -291,10 +387,12 @@ public final class IncomingMigration implements Runnable {
             rx.fail(error.get());
             rx.close();
         }
+        loadPool.abort();
         LoadVmDispatcher d = dispatcher;
         if (d != null) {
-            d.cleanup();
+            d.cleanup(); // load_cleanup wakes the load threads
         }
+        loadPool.close(); // then every load thread is joined
         Transport.Connection c = connection;
         if (c != null) {
             if (returnPathOpen) {
@@ -330,45 +428,40 @@ public final class IncomingMigration implements Runnable {
         }
         IncomingListener.Accepted first = listener.acceptUnclassified();
         MigrationConfig cfg = liveConfig.get();
+        TlsContext tls;
+        try {
+            tls = cfg.concludeTls(MigrationUri.parse(listener.boundUri()), subject.tlsObjects(), false);
+        } catch (RuntimeException e) {
+            Transport.closeQuietly(first.channel());
+            throw e;
+        }
+        if (tls != null) {
+            return acceptTls(first, cfg, tls);
+        }
         activate();
         if (!cfg.multifd()) {
-            Transport.Connection c;
+            IncomingListener.Incoming in;
             try {
-                IncomingListener.Incoming in = IncomingListener.classify(first, PEEK_TIMEOUT);
-                if (!in.main()) {
-                    Transport.closeQuietly(in.channel());
-                    throw new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, "
-                            + "but this destination expects only the main channel (is the multifd capability on "
-                            + "at the source only?)");
-                }
-                c = new Transport.Connection(in.channel(), true, in.description());
-            } finally {
+                in = IncomingListener.classify(first, PEEK_TIMEOUT);
+            } catch (RuntimeException e) {
                 listener.close();
+                throw e;
             }
+            if (!in.main()) {
+                listener.close();
+                throw refuse(in, notMultifd(in));
+            }
+            Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
             connection = c;
+            setupDone = true;
+            listenUntilTheEnd(PEEK_TIMEOUT);
             return c;
         }
-        List<RamBlock> blocks = subject.ramBlocks();
-        MultifdConfig mc = cfg.multifdConfig(subject.uuid(), blocks.getFirst().pageSize());
-        Map<String, MultifdBlock> byName = new HashMap<>();
-        for (RamBlock b : blocks) {
-            byName.put(b.idstr(), new MultifdBlock(b.idstr(), b.segment(), b.pageSize()));
-        }
-        MultifdReceiver rx = new MultifdReceiver(mc, byName::get, deviceStateSink(prepareDevices(cfg)), error);
-        multifd = rx;
+        MultifdReceiver rx = newReceiver(cfg);
+        MultifdConfig mc = rx.config();
         Duration timeout = mc.timeout();
         classifyLater(first, timeout);
-        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
-            try {
-                while (!error.isSet()) {
-                    classifyLater(listener.acceptUnclassified(), timeout);
-                }
-            } catch (MigrationException e) {
-                if (e.category() != Category.CANCELLED) {
-                    error.set(e);
-                }
-            }
-        });
+        listenUntilTheEnd(timeout);
         try {
             long deadline = System.nanoTime() + timeout.toNanos();
             while (!mainArrived.await(20, TimeUnit.MILLISECONDS)) {
@@ -384,10 +477,204 @@ public final class IncomingMigration implements Runnable {
             Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
             connection = c;
             rx.awaitChannels();
+            setupDone = true;
+            return c;
+        } catch (RuntimeException | InterruptedException e) {
+            listener.close();
+            throw e;
+        }
+    }
+
+    private MultifdReceiver newReceiver(MigrationConfig cfg) {
+        List<RamBlock> blocks = subject.ramBlocks();
+        MultifdConfig mc = cfg.multifdConfig(subject.uuid(), blocks.getFirst().pageSize());
+        Map<String, MultifdBlock> byName = new HashMap<>();
+        for (RamBlock b : blocks) {
+            byName.put(b.idstr(), new MultifdBlock(b.idstr(), b.segment(), b.pageSize()));
+        }
+        MultifdReceiver rx = new MultifdReceiver(mc, byName::get, deviceStateSink(prepareDevices(cfg)), error);
+        multifd = rx;
+        return rx;
+    }
+
+    /** How many accepted connections may be in their TLS handshake at once; more are closed at once. */
+    static final int MAX_PENDING_HANDSHAKES = 16;
+    /** How many refused connections {@link #refusedConnections()} remembers. */
+    static final int MAX_REFUSED_KEPT = 16;
+
+    /** One accepted connection in its handshake, in accept order. */
+    private record Pending(IncomingListener.Accepted accepted, java.util.concurrent.CompletableFuture<TlsChannel> result) {
+    }
+
+    private static final Pending NO_MORE = new Pending(null, null);
+    private final java.util.Deque<String> refused = new java.util.ArrayDeque<>();
+
+    /** Why recent connections were refused without failing the migration (newest last). */
+    public List<String> refusedConnections() {
+        synchronized (refused) {
+            return List.copyOf(refused);
+        }
+    }
+
+    private void refuseQuietly(String why) {
+        System.err.println("jmigrate: incoming migration on " + listener.boundUri() + ": refused " + why);
+        synchronized (refused) {
+            if (refused.size() == MAX_REFUSED_KEPT) {
+                refused.removeFirst();
+            }
+            refused.addLast(why);
+        }
+    }
+
+    /**
+     * Accepting under TLS (PROTOCOL.md §2.2): nothing can be peeked, so connections are told apart
+     * by order, as QEMU does: in accept order, the first connection whose handshake succeeds (and
+     * whose client certificate passes tls-authz) is the main channel, and each later one is a
+     * multifd channel. A connection whose handshake fails (plaintext, random bytes, an untrusted
+     * or expired certificate, a DN that is not allowed) is refused, its reason logged and kept in
+     * {@link #refusedConnections}, and the migration goes on waiting for the real source. Each
+     * handshake runs on its own thread, bounded by {@link Transport#TLS_HANDSHAKE_TIMEOUT}; the
+     * state becomes active when the main channel is established.
+     */
+    private Transport.Connection acceptTls(IncomingListener.Accepted first, MigrationConfig cfg, TlsContext tls)
+            throws InterruptedException {
+        MultifdReceiver rx = cfg.multifd() ? newReceiver(cfg) : null;
+        int wanted = rx == null ? 0 : rx.config().channels();
+        java.util.concurrent.LinkedBlockingQueue<Pending> order = new java.util.concurrent.LinkedBlockingQueue<>();
+        java.util.concurrent.Semaphore handshakes = new java.util.concurrent.Semaphore(MAX_PENDING_HANDSHAKES);
+        AtomicReference<TlsChannel> main = new AtomicReference<>();
+        order.add(handshakeLater(first, tls, handshakes));
+        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
+            try {
+                while (!error.isSet()) {
+                    IncomingListener.Accepted a = listener.acceptUnclassified();
+                    if (!handshakes.tryAcquire()) {
+                        Transport.closeQuietly(a.channel());
+                        refuseQuietly(a.description() + ": " + MAX_PENDING_HANDSHAKES + " connections are already in "
+                                + "their TLS handshake");
+                        continue;
+                    }
+                    handshakes.release();
+                    order.add(handshakeLater(a, tls, handshakes));
+                }
+            } catch (MigrationException e) {
+                if (e.category() != Category.CANCELLED) {
+                    error.set(e);
+                }
+            } finally {
+                order.add(NO_MORE);
+            }
+        });
+        Thread.ofVirtual().name("mig/dst/tls-order").start(() -> {
+            int assigned = 0;
+            try {
+                while (true) {
+                    Pending p = order.take();
+                    if (p == NO_MORE) {
+                        return;
+                    }
+                    TlsChannel ch;
+                    try {
+                        ch = p.result().join();
+                    } catch (java.util.concurrent.CompletionException e) {
+                        refuseQuietly(e.getCause().getMessage());
+                        continue;
+                    }
+                    if (error.isSet()) {
+                        ch.close();
+                    } else if (main.get() == null) {
+                        main.set(ch);
+                        Transport.Connection c = new Transport.Connection(ch, true, ch.description() + " (main, TLS)");
+                        connection = c;
+                        mainArrived.countDown();
+                    } else if (assigned < wanted) {
+                        assigned++;
+                        String name = ch.description() + " (multifd, TLS)";
+                        Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+                            try {
+                                rx.addChannel(ch, name);
+                            } catch (RuntimeException e) {
+                                error.set(e);
+                            }
+                        });
+                    } else {
+                        ch.close();
+                        refuseQuietly(ch.description() + ": an extra connection (this migration has its main channel"
+                                + (wanted > 0 ? " and its " + wanted + " multifd channel(s)" : "") + " already)");
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        try {
+            while (!mainArrived.await(20, TimeUnit.MILLISECONDS)) {
+                error.throwIfSet();
+            }
+            error.throwIfSet();
+            activate();
+            Transport.Connection c = connection;
+            if (rx != null) {
+                rx.awaitChannels();
+            }
             return c;
         } finally {
             listener.close(); // mig/dst/listen ends; later connections are refused
         }
+    }
+
+    private java.util.concurrent.CompletableFuture<TlsChannel> startHandshake(IncomingListener.Accepted a,
+                                                                             TlsContext tls,
+                                                                             java.util.concurrent.Semaphore slots) {
+        java.util.concurrent.CompletableFuture<TlsChannel> f = new java.util.concurrent.CompletableFuture<>();
+        slots.acquireUninterruptibly();
+        Thread.ofVirtual().name("mig/dst/tls-handshake").start(() -> {
+            try {
+                f.complete(tls.handshake(a.channel(), a.description(), Transport.TLS_HANDSHAKE_TIMEOUT));
+            } catch (Throwable t) {
+                f.completeExceptionally(t);
+            } finally {
+                slots.release();
+            }
+        });
+        return f;
+    }
+
+    private Pending handshakeLater(IncomingListener.Accepted a, TlsContext tls, java.util.concurrent.Semaphore slots) {
+        return new Pending(a, startHandshake(a, tls, slots));
+    }
+
+    /**
+     * {@code mig/dst/listen}: keeps accepting until the load ends (run() closes the listener), so
+     * that a connection this destination does not expect (a multifd channel id beyond
+     * multifd-channels, a multifd channel without multifd, a second main channel) is refused
+     * with an error that names it, instead of being reset by a closed listener: the source
+     * would then hang up and the truncated main stream, a mere consequence, would be reported.
+     */
+    private void listenUntilTheEnd(Duration timeout) {
+        Thread.ofPlatform().name("mig/dst/listen").daemon(true).start(() -> {
+            try {
+                while (!error.isSet()) {
+                    classifyLater(listener.acceptUnclassified(), timeout);
+                }
+            } catch (MigrationException e) {
+                if (e.category() != Category.CANCELLED) {
+                    error.set(e);
+                }
+            }
+        });
+    }
+
+    private static MigrationException notMultifd(IncomingListener.Incoming in) {
+        return new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, but this "
+                + "destination expects only the main channel (is the multifd capability on at the source only?)");
+    }
+
+    /** Records {@code e} as the first error, then closes the refused connection: the cause is in before the source can see the hang-up. */
+    private MigrationException refuse(IncomingListener.Incoming in, MigrationException e) {
+        MigrationException first = error.set(e);
+        Transport.closeQuietly(in.channel());
+        return first;
     }
 
     private void activate() {
@@ -397,17 +684,34 @@ public final class IncomingMigration implements Runnable {
         }
     }
 
-    /** Classifies {@code a} on its own thread; a multifd channel's init is read and validated there too. */
+    /**
+     * Classifies {@code a} on its own thread; a multifd channel's init is read and validated there
+     * too. Once every expected channel is in ({@link #setupDone}), a connection that closes or
+     * stays silent before its first 4 bytes proves nothing about this migration and is just
+     * dropped; one that is a channel this destination refuses fails the migration.
+     */
     private void classifyLater(IncomingListener.Accepted a, Duration timeout) {
+        boolean late = setupDone;
         Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+            IncomingListener.Incoming in;
             try {
-                IncomingListener.Incoming in = IncomingListener.classify(a, timeout);
+                in = IncomingListener.classify(a, timeout);
+            } catch (RuntimeException e) {
+                if (!late) {
+                    error.set(e);
+                }
+                return;
+            }
+            try {
+                if (!in.main() && multifd == null) {
+                    throw refuse(in, notMultifd(in));
+                }
                 if (in.main()) {
-                    if (!mainChannel.compareAndSet(null, in)) {
-                        Transport.closeQuietly(in.channel());
-                        throw new MigrationException(Category.PROTOCOL, in.description() + " is a second main "
-                                + "channel (it starts with the QEVM magic); the first was "
-                                + mainChannel.get().description());
+                    IncomingListener.Incoming prior = mainChannel.compareAndExchange(null, in);
+                    if (prior != null || connection != null) {
+                        throw refuse(in, new MigrationException(Category.PROTOCOL, in.description() + " is a "
+                                + "second main channel (it starts with the QEVM magic); the first was "
+                                + (prior != null ? prior.description() : connection.description())));
                     }
                     Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
                     connection = c;
@@ -462,6 +766,10 @@ public final class IncomingMigration implements Runnable {
         MigrationException e = error.get();
         if (s == MigrationStatus.FAILED && e != null) {
             m.put("error-desc", e.getMessage());
+        }
+        if (!stats.isEmpty()) {
+            MultifdReceiver rx = multifd;
+            m.put("x-jmigrate-device-state", stats.toQmp(rx == null ? List.of() : rx.stats()));
         }
         socketAddress().ifPresent(a -> m.put("socket-address", List.of(a)));
         return m;

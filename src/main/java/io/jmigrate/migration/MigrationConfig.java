@@ -1,6 +1,10 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.TlsAuthz;
+import io.jmigrate.channel.TlsContext;
+import io.jmigrate.channel.TlsCredsX509;
+import io.jmigrate.channel.TlsObjects;
 
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
@@ -31,6 +35,12 @@ import java.util.Set;
  *  <tr><td>multifd-zlib-level</td><td>1</td><td>0..9</td></tr>
  *  <tr><td>multifd-zstd-level</td><td>1</td><td>0..20</td></tr>
  *  <tr><td>zero-page-detection</td><td>multifd</td><td>none, legacy, multifd</td></tr>
+ *  <tr><td>tls-creds</td><td>"" (no TLS)</td><td>the id of a tls-creds-x509 object: endpoint=client on a
+ *      source, endpoint=server on a destination; TLS on the main and every multifd channel</td></tr>
+ *  <tr><td>tls-hostname</td><td>"" (the host of a tcp: URI)</td><td>the name the destination's certificate
+ *      must carry (source only)</td></tr>
+ *  <tr><td>tls-authz</td><td>""</td><td>the id of an authz-simple or authz-list object that the client
+ *      certificate's DN must pass (destination only)</td></tr>
  *  <tr><td>x-multifd-timeout</td><td>30000 ms</td><td>100..3600000 (jmigrate only: how long a destination
  *      waits for all multifd channels, and a source for a stalled channel)</td></tr>
  * </table>
@@ -38,7 +48,7 @@ import java.util.Set;
 public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs, long maxBandwidth,
                               long availSwitchoverBandwidth, int multifdChannels, String multifdCompression,
                               String zeroPageDetection, int multifdZlibLevel, int multifdZstdLevel,
-                              long multifdTimeoutMs) {
+                              long multifdTimeoutMs, TlsParameters tls) {
     public static final long DEFAULT_DOWNTIME_LIMIT_MS = 300;
     public static final long MAX_DOWNTIME_LIMIT_MS = 2_000_000;
     public static final long DEFAULT_MAX_BANDWIDTH = 134_217_728L;
@@ -46,12 +56,12 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
 
     public static final MigrationConfig DEFAULT = new MigrationConfig(EnumSet.noneOf(Capability.class),
             DEFAULT_DOWNTIME_LIMIT_MS, DEFAULT_MAX_BANDWIDTH, 0, 2, "none", "multifd", 1, 1,
-            DEFAULT_MULTIFD_TIMEOUT_MS);
+            DEFAULT_MULTIFD_TIMEOUT_MS, TlsParameters.NONE);
 
     /** Parameter names in QEMU's {@code query-migrate-parameters} order (the ones jmigrate has). */
     public static final java.util.List<String> PARAMETERS = java.util.List.of("downtime-limit", "max-bandwidth",
             "avail-switchover-bandwidth", "multifd-channels", "multifd-compression", "multifd-zlib-level",
-            "multifd-zstd-level", "zero-page-detection", "x-multifd-timeout");
+            "multifd-zstd-level", "zero-page-detection", "x-multifd-timeout", "tls-creds", "tls-hostname", "tls-authz");
 
     public MigrationConfig {
         capabilities = capabilities.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(capabilities);
@@ -80,7 +90,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
             s.remove(c);
         }
         return new MigrationConfig(s, downtimeLimitMs, maxBandwidth, availSwitchoverBandwidth, multifdChannels,
-                multifdCompression, zeroPageDetection, multifdZlibLevel, multifdZstdLevel, multifdTimeoutMs);
+                multifdCompression, zeroPageDetection, multifdZlibLevel, multifdZstdLevel, multifdTimeoutMs, tls);
     }
 
     /**
@@ -97,6 +107,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
         int zlib = multifdZlibLevel;
         int zstd = multifdZstdLevel;
         long tmo = multifdTimeoutMs;
+        TlsParameters t = tls;
         switch (name) {
             case "downtime-limit" -> {
                 long v = (Long) value;
@@ -163,14 +174,15 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
                 }
                 zpd = v;
             }
+            case "tls-creds", "tls-hostname", "tls-authz" -> t = tls.with(name, (String) value);
             default -> throw new MigrationException(Category.CONFIG, "Parameter '" + name + "' is unexpected");
         }
-        return new MigrationConfig(capabilities, dl, bw, asb, ch, comp, zpd, zlib, zstd, tmo);
+        return new MigrationConfig(capabilities, dl, bw, asb, ch, comp, zpd, zlib, zstd, tmo, t);
     }
 
     /** Whether {@code name} is a known parameter taking an integer (else a string). */
     public static boolean isIntegerParameter(String name) {
-        return !name.equals("multifd-compression") && !name.equals("zero-page-detection");
+        return !name.equals("multifd-compression") && !name.equals("zero-page-detection") && !name.startsWith("tls-");
     }
 
     private static MigrationException invalid(String name, String expected) {
@@ -189,6 +201,9 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
         m.put("multifd-zstd-level", multifdZstdLevel);
         m.put("zero-page-detection", zeroPageDetection);
         m.put("x-multifd-timeout", multifdTimeoutMs);
+        m.put("tls-creds", tls.creds());
+        m.put("tls-hostname", tls.hostname());
+        m.put("tls-authz", tls.authz());
         return m;
     }
 
@@ -212,6 +227,41 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
                     + "mapped-ram, which jmigrate does not implement");
         }
         return this;
+    }
+
+    /**
+     * The TLS half of {@link #conclude}: resolves {@code tls-creds} (and, on a destination,
+     * {@code tls-authz}) in {@code objects} and checks them against the side and the URI, once,
+     * when a migration starts (a destination: when its first connection arrives).
+     *
+     * @param outgoing true for the source (client credentials, host name checked), false for the destination
+     * @return the TLS context for every channel of this migration, or null without tls-creds
+     * @throws MigrationException CONFIG naming the parameter and object that do not fit
+     */
+    public TlsContext concludeTls(MigrationUri uri, TlsObjects objects, boolean outgoing) {
+        if (tls.creds().isEmpty()) {
+            if (!tls.authz().isEmpty() && !outgoing) {
+                throw new MigrationException(Category.CONFIG, "tls-authz '" + tls.authz() + "' is set but tls-creds "
+                        + "is not: authorization needs TLS");
+            }
+            return null;
+        }
+        if (uri instanceof MigrationUri.File) {
+            throw new MigrationException(Category.CONFIG, "tls-creds is set, but " + uri.text() + " is a file: TLS "
+                    + "needs a tcp: or unix: URI");
+        }
+        TlsCredsX509 creds = objects.creds(tls.creds());
+        if (outgoing) {
+            String host = !tls.hostname().isEmpty() ? tls.hostname()
+                    : uri instanceof MigrationUri.Tcp t ? t.host() : null;
+            if (host == null && creds.verifyPeer()) {
+                throw new MigrationException(Category.CONFIG, "No hostname available for TLS: " + uri.text()
+                        + " has no host name to check the destination's certificate against; set tls-hostname");
+            }
+            return TlsContext.client(creds, host);
+        }
+        TlsAuthz authz = tls.authz().isEmpty() ? null : objects.authz(tls.authz());
+        return TlsContext.server(creds, authz);
     }
 
     /** Whether the multifd capability is on. */

@@ -34,6 +34,14 @@ public interface MigrationSubject {
         return new byte[16];
     }
 
+    /**
+     * The process's {@code --object}/{@code object-add} objects that {@code tls-creds} and
+     * {@code tls-authz} name (none by default).
+     */
+    default io.jmigrate.channel.TlsObjects tlsObjects() {
+        return new io.jmigrate.channel.TlsObjects();
+    }
+
     /** A fresh device list for one incoming migration; it exists before the multifd receiver starts. */
     SaveStateRegistry<SaveVmHandlers.Load> loadRegistry(SaveVmOptions options);
 
@@ -75,6 +83,14 @@ public interface MigrationSubject {
      * destination's automatic resume) wait for it. A subject without vCPUs ignores it.
      */
     default void holdRunUntil(java.util.concurrent.Future<?> done) {
+    }
+
+    /**
+     * The state digest of every device that reports one (idstr to SHA-256 hex), for
+     * {@code x-jmigrate-query-digest}; called with the vCPUs stopped.
+     */
+    default java.util.Map<String, String> deviceDigests() {
+        return java.util.Map.of();
     }
 
     /** Loading failed: the guest stays stopped. */

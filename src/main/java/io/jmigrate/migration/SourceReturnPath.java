@@ -1,5 +1,6 @@
 package io.jmigrate.migration;
 
+import io.jmigrate.channel.Transports;
 import io.jmigrate.common.FirstError;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
@@ -55,6 +56,11 @@ final class SourceReturnPath {
                 switch (ReturnPathMessage.read(r)) {
                     case ReturnPathMessage.Shut s -> {
                         shutMessage = s;
+                        if (!s.ok()) {
+                            // the cause, recorded before the destination's closing channels
+                            // break this side's writes
+                            error.set(shutFailed(s));
+                        }
                         shut.countDown();
                         return;
                     }
@@ -68,7 +74,12 @@ final class SourceReturnPath {
             }
         } catch (MigrationException e) {
             if (expectingMore.getAsBoolean()) {
-                error.set(new MigrationException(Category.IO, "return path failed: " + e.getMessage(), e));
+                // the peer hanging up (EOF between messages, or a reset) is the cause this side
+                // sees; anything else is a broken return path
+                boolean hungUp = e.getMessage().contains("truncated stream") || Transports.peerHungUp(e);
+                error.set(new MigrationException(Category.IO, hungUp
+                        ? "the destination closed the main channel (" + e.getMessage() + ")"
+                        : "return path failed: " + e.getMessage(), e));
                 connection.close();
             }
             shut.countDown();
@@ -93,8 +104,12 @@ final class SourceReturnPath {
         error.throwIfSet();
         ReturnPathMessage.Shut s = shutMessage;
         if (s == null || !s.ok()) {
-            throw new MigrationException(Category.MISMATCH, "the destination failed to load the stream "
-                    + "(return path SHUT " + (s == null ? -1 : s.status()) + ")");
+            throw shutFailed(s);
         }
+    }
+
+    private static MigrationException shutFailed(ReturnPathMessage.Shut s) {
+        return new MigrationException(Category.MISMATCH, "the destination failed to load the stream "
+                + "(return path SHUT " + (s == null ? -1 : s.status()) + ")");
     }
 }

@@ -2,6 +2,7 @@ package io.jmigrate.migration;
 
 import io.jmigrate.channel.IncomingListener;
 import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.TlsContext;
 import io.jmigrate.channel.Transports;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
@@ -38,11 +39,32 @@ final class Transport {
 
     /** The source side: connects (or creates the file). */
     static Connection connect(MigrationUri uri) {
+        return connect(uri, null);
+    }
+
+    /** The source side, with a TLS handshake on the connection when {@code tls} is not null. */
+    static Connection connect(MigrationUri uri, TlsContext tls) {
         return switch (uri) {
             case MigrationUri.File f -> new Connection(Transports.createFile(f), false, f.text());
-            case MigrationUri.Tcp t -> new Connection(Transports.connect(t, CONNECT_TIMEOUT), true, t.text());
-            case MigrationUri.Unix u -> new Connection(Transports.connect(u, CONNECT_TIMEOUT), true, u.text());
+            case MigrationUri.Tcp t -> new Connection(secure(Transports.connect(t, CONNECT_TIMEOUT), tls,
+                    "main channel to " + t.text()), true, t.text() + (tls != null ? " (TLS)" : ""));
+            case MigrationUri.Unix u -> new Connection(secure(Transports.connect(u, CONNECT_TIMEOUT), tls,
+                    "main channel to " + u.text()), true, u.text() + (tls != null ? " (TLS)" : ""));
         };
+    }
+
+    /** The TLS handshake bound on both sides (a connection that takes longer is refused). */
+    static final Duration TLS_HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+
+    private static java.nio.channels.ByteChannel secure(java.nio.channels.SocketChannel ch, TlsContext tls,
+                                                        String description) {
+        return tls == null ? ch : tls.handshake(ch, description, TLS_HANDSHAKE_TIMEOUT);
+    }
+
+    /** Multifd channel {@code id}, with TLS when {@code tls} is not null. */
+    static java.nio.channels.ByteChannel connectMultifd(MigrationUri uri, int id, TlsContext tls) {
+        java.nio.channels.SocketChannel ch = connectMultifd(uri, id);
+        return secure(ch, tls, "multifd channel " + id + " to " + uri.text());
     }
 
     /** The source side of multifd channel {@code id}: one more connection to the main channel's address. */

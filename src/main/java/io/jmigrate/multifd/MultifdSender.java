@@ -430,6 +430,9 @@ public final class MultifdSender implements AutoCloseable {
                 }
             } catch (Throwable t) {
                 MigrationException e = t instanceof MigrationException me ? me
+                        : io.jmigrate.channel.Transports.peerHungUp(t)
+                        ? new MigrationException(Category.IO, "the destination closed multifd channel " + id
+                        + " (write failed at byte offset " + bytes + ": " + t.getMessage() + ")", t)
                         : new MigrationException(Category.IO, name + ": write failed: " + t.getMessage(), t);
                 fail(e);
             }
@@ -539,7 +542,17 @@ public final class MultifdSender implements AutoCloseable {
             deviceHeader.limit(DeviceStatePacket.SIZE);
             iov[0] = deviceHeader;
             iov[1] = data;
+            DeviceStateEvents.Sent ev = new DeviceStateEvents.Sent();
+            ev.begin();
+            int size = data.remaining();
             bytes += ChannelIo.writeFully(transport, iov, 2);
+            if (ev.shouldCommit()) {
+                ev.channel = id;
+                ev.device = p.idstr();
+                ev.instanceId = p.instanceId();
+                ev.size = size;
+                ev.commit();
+            }
             iov[0] = null;
             iov[1] = null;
             packets++;

@@ -44,4 +44,12 @@ public sealed interface QmpCommand {
     record XJmigrateQueryDigest() implements QmpCommand { }
 
     record XJmigrateQueryWorkload() implements QmpCommand { }
+
+    /**
+     * @param qomType tls-creds-x509, authz-simple or authz-list
+     * @param props   the other arguments in keyval form (lists as {@code rules.N.key}, booleans on/off)
+     */
+    record ObjectAdd(String qomType, String id, Map<String, String> props) implements QmpCommand { }
+
+    record ObjectDel(String id) implements QmpCommand { }
 }

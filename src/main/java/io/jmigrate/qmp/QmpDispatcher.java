@@ -55,10 +55,7 @@ public final class QmpDispatcher {
                     vm.cont();
                     yield Map.of();
                 }
-                case QmpCommand.Quit c -> {
-                    quit.run();
-                    yield Map.of();
-                }
+                case QmpCommand.Quit c -> Map.of(); // the process ends in afterReply, once the reply is queued
                 case QmpCommand.Migrate c -> {
                     migration.migrate(c.uri());
                     yield Map.of();
@@ -90,11 +87,29 @@ public final class QmpDispatcher {
                 case QmpCommand.QueryMigrate c -> migration.queryMigrate();
                 case QmpCommand.QueryMigrateCapabilities c -> migration.queryCapabilities();
                 case QmpCommand.QueryMigrateParameters c -> migration.config().parametersAsMap();
+                case QmpCommand.ObjectAdd c -> {
+                    vm.objectAdd(c.qomType(), c.id(), c.props());
+                    yield Map.of();
+                }
+                case QmpCommand.ObjectDel c -> {
+                    vm.objectDel(c.id());
+                    yield Map.of();
+                }
                 case QmpCommand.XJmigrateQueryDigest c -> migration.digests();
                 case QmpCommand.XJmigrateQueryWorkload c -> workload();
             };
         } catch (MigrationException e) {
             throw QmpError.of(e);
+        }
+    }
+
+    /**
+     * Runs what must follow a command's reply rather than precede it: {@code quit} ends the
+     * process only once its {@code {"return": {}}} is queued, so the server's close sends it.
+     */
+    public void afterReply(QmpCommand cmd) {
+        if (cmd instanceof QmpCommand.Quit) {
+            quit.run();
         }
     }
 

@@ -36,6 +36,11 @@ import java.util.function.Function;
  *   (on a destination also "socket-address": [{"type": "inet", "host": "127.0.0.1", "port": "4444"}])
  * → {"execute": "query-migrate-capabilities"}   ← {"return": [{"capability": "xbzrle", "state": false}, …]}
  * → {"execute": "query-migrate-parameters"}     ← {"return": {"downtime-limit": 300, …}}
+ * → {"execute": "object-add", "arguments": {"qom-type": "tls-creds-x509", "id": "tls0", "dir": "/etc/pki/qemu",
+ *    "endpoint": "server", "verify-peer": true}}
+ * → {"execute": "object-add", "arguments": {"qom-type": "authz-list", "id": "auth0", "policy": "deny",
+ *    "rules": [{"match": "CN=src.example.com,O=Example", "policy": "allow"}]}}
+ * → {"execute": "object-del", "arguments": {"id": "auth0"}}
  * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": ""}}
  * → {"execute": "x-jmigrate-query-workload"}    ← {"return": {"enabled": true, "ok": true, …}}
  * events: MIGRATION {"status"}, MIGRATION_PASS {"pass"}, STOP {}, RESUME {}
@@ -112,6 +117,12 @@ public final class QmpSchema {
                     a -> new QmpCommand.QueryMigrateCapabilities()),
             new Spec<>("query-migrate-parameters", QmpCommand.QueryMigrateParameters.class, List.of(),
                     a -> new QmpCommand.QueryMigrateParameters()),
+            new Spec<>("object-add", QmpCommand.ObjectAdd.class, List.of(req("qom-type", Type.STRING),
+                    req("id", Type.STRING), opt("dir", Type.STRING), opt("endpoint", Type.STRING),
+                    opt("verify-peer", Type.BOOLEAN), opt("identity", Type.STRING), opt("policy", Type.STRING),
+                    opt("rules", Type.ARRAY)), QmpSchema::objectAdd),
+            new Spec<>("object-del", QmpCommand.ObjectDel.class, List.of(req("id", Type.STRING)),
+                    a -> new QmpCommand.ObjectDel(a.get("id").asText())),
             new Spec<>("x-jmigrate-query-digest", QmpCommand.XJmigrateQueryDigest.class, List.of(),
                     a -> new QmpCommand.XJmigrateQueryDigest()),
             new Spec<>("x-jmigrate-query-workload", QmpCommand.XJmigrateQueryWorkload.class, List.of(),
@@ -220,9 +231,48 @@ public final class QmpSchema {
         Map<String, Object> m = new LinkedHashMap<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = a.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
+            if (e.getValue().isNull()) {
+                if (e.getKey().startsWith("tls-")) {
+                    m.put(e.getKey(), ""); // StrOrNull: null unsets, as ""
+                }
+                continue;
+            }
             m.put(e.getKey(), e.getValue().isIntegralNumber() ? (Object) e.getValue().asLong() : e.getValue().asText());
         }
         return new QmpCommand.MigrateSetParameters(m);
+    }
+
+    /** object-add: the properties other than qom-type and id, flattened to keyval form. */
+    private static QmpCommand.ObjectAdd objectAdd(ObjectNode a) {
+        Map<String, String> props = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = a.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            if (!e.getKey().equals("qom-type") && !e.getKey().equals("id") && !e.getValue().isNull()) {
+                flatten(e.getKey(), e.getValue(), props, 0);
+            }
+        }
+        return new QmpCommand.ObjectAdd(a.get("qom-type").asText(), a.get("id").asText(), props);
+    }
+
+    private static void flatten(String prefix, JsonNode v, Map<String, String> out, int depth) {
+        if (depth > 3 || out.size() > 1024) {
+            throw QmpError.generic("Parameter '" + prefix + "' is nested too deeply or has too many members");
+        }
+        if (v.isArray()) {
+            int i = 0;
+            for (JsonNode x : v) {
+                flatten(prefix + "." + i++, x, out, depth + 1);
+            }
+        } else if (v.isObject()) {
+            for (Iterator<Map.Entry<String, JsonNode>> it = v.fields(); it.hasNext(); ) {
+                Map.Entry<String, JsonNode> e = it.next();
+                flatten(prefix + "." + e.getKey(), e.getValue(), out, depth + 1);
+            }
+        } else if (v.isBoolean()) {
+            out.put(prefix, v.asBoolean() ? "on" : "off");
+        } else {
+            out.put(prefix, v.asText());
+        }
     }
 
     public static Spec<?> find(String name) {

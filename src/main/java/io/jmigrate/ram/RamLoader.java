@@ -82,9 +82,14 @@ public final class RamLoader implements SaveVmHandlers.Load, RamLoadSink {
     public void multifdFlush() {
         publish();
         sawFlush = true;
-        if (multifd != null) {
-            multifd.recvSyncMain(); // QEMU ignores MULTIFD_FLUSH without multifd too
+        if (multifd == null) {
+            // QEMU ignores it and loads on, without the pages the source put on its multifd
+            // channels; only a multifd source sends this flag, so this is the misconfiguration
+            throw new MigrationException(Category.MISMATCH, "the ram section carries a MULTIFD_FLUSH: the source "
+                    + "sends its pages on multifd channels, but this destination expects only the main channel (is "
+                    + "the multifd capability on at the source only?)");
         }
+        multifd.recvSyncMain();
     }
 
     @Override

@@ -131,10 +131,10 @@ public final class SaveVmDriver {
         }
     }
 
-    /** Step 6 of §1.12: one FULL section per non-iterable device, after the save threads were joined. */
+    /** Step 6 of §1.12: one FULL section per device with a save_state hook, after the save threads were joined. */
     public void completeNonIterables(QemuFileWriter w) {
         for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
-            if (!e.handlers().isIterable()) {
+            if (e.handlers().hasSaveState()) {
                 StreamFraming.writeSectionHeader(w, SectionHeader.full(SectionType.FULL, e.sectionId(), e.idstr(),
                         e.instanceId(), e.versionId()));
                 e.handlers().saveState(w);
@@ -149,7 +149,7 @@ public final class SaveVmDriver {
         if (sendVmdesc) {
             ArrayNode devices = JSON.createArrayNode();
             for (SaveStateEntry<SaveVmHandlers.Save> e : entries) {
-                ObjectNode d = e.handlers().isIterable() ? null : e.handlers().vmdesc();
+                ObjectNode d = e.handlers().hasSaveState() ? e.handlers().vmdesc() : null;
                 if (d != null) {
                     ObjectNode entry = JSON.createObjectNode();
                     entry.put("name", e.idstr());

@@ -74,7 +74,16 @@ public sealed interface SaveVmHandlers permits SaveVmHandlers.Save, SaveVmHandle
         default void saveComplete(QemuFileWriter w) {
         }
 
-        /** Body of the FULL section (non-iterable devices), after every save thread was joined. */
+        /**
+         * Whether the device writes a FULL section ({@link #saveState}); by default the
+         * non-iterable devices. An iterable device with a {@code save_state} hook as well (VFIO:
+         * its config) returns true and gets both its END and its FULL section.
+         */
+        default boolean hasSaveState() {
+            return !isIterable();
+        }
+
+        /** Body of the FULL section ({@link #hasSaveState} devices), after every save thread was joined. */
         default void saveState(QemuFileWriter w) {
         }
 
@@ -160,6 +169,16 @@ public sealed interface SaveVmHandlers permits SaveVmHandlers.Save, SaveVmHandle
 
         /** Releases everything; may run without {@link #loadSetup}; must be idempotent. */
         default void loadCleanup() {
+        }
+
+        // ---- any thread (query-migrate) -------------------------------------------------------
+
+        /**
+         * Device-specific counters for {@code query-migrate}'s {@code x-jmigrate-device-state}
+         * (e.g. packets that arrived out of order); names in QMP style. Empty by default.
+         */
+        default java.util.Map<String, Object> loadStats() {
+            return java.util.Map.of();
         }
 
         // ---- mig/dst/recv_N, no lock held, concurrently from several channels ------------------

@@ -230,22 +230,30 @@ class AnalyzeMultifdTest {
         return a.toArray(String[]::new);
     }
 
-    @ParameterizedTest
-    @CsvSource({"zlib,0x02", "zstd,0x04"})
-    void compressedCaptureRebuildsTheGuestImageByteForByte(String method, String flag, @TempDir Path x)
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"qemu-10.0,zlib,0x02", "qemu-10.0,zstd,0x04", "qemu-7.2,zlib,0x02", "qemu-7.2,zstd,0x04"})
+    void compressedCaptureRebuildsTheGuestImageByteForByte(String version, String method, String flag, @TempDir Path x)
             throws Exception {
-        Run r = analyze(captureArgs(compressed(method), "-x", x.toString(), "--ram"));
+        Path dir = testdata().resolve(version).resolve("none-multifd2-" + method);
+        Run r = analyze(captureArgs(dir, "-x", x.toString(), "--ram"));
         assertThat(r.exit()).as(r.err()).isZero();
         assertThat(sha256(x.resolve("ram/ram.ram"))).isEqualTo(PATTERN_SHA256);
         assertThat(r.out()).contains("multifd-compression: " + method + " (from the packet flags)")
                 .containsPattern("(?m)^  ram +sha256 " + PATTERN_SHA256 + "$");
         JsonNode m = JSON.readTree(x.resolve("summary.json").toFile()).path("multifd");
         assertThat(m.path("compression").asText()).isEqualTo(method);
+        assertThat(m.path("sync").asText()).isEqualTo(version.equals("qemu-7.2") ? "legacy: each RAM EOS" : "MULTIFD_FLUSH");
+        // every channel file was consumed to its last byte: the relay's count of what QEMU sent
+        JsonNode manifest = JSON.readTree(dir.resolve("manifest.json").toFile());
+        for (JsonNode ch : m.path("channels")) {
+            int index = Integer.parseInt(Path.of(ch.get("file").asText()).getFileName().toString().substring(5, 7));
+            assertThat(ch.get("bytes").asLong()).isEqualTo(manifest.get("connections").get(index).get("c2s_bytes").asLong());
+        }
         assertThat(m.path("compression_detected_at").asText())
                 .matches("multifd channel \\d \\(conn-0[12]\\.c2s\\.bin\\.gz \\(gunzipped\\)\\) at byte offset \\d+: "
                         + "RAM packet flags 0x000000" + flag.substring(2) + " \\(" + method + "\\)");
         // the same capture with the method named gives the same RAM
-        Run named = analyze(captureArgs(compressed(method), "--ram", "--multifd-compression", method));
+        Run named = analyze(captureArgs(dir, "--ram", "--multifd-compression", method));
         assertThat(named.exit()).as(named.err()).isZero();
         assertThat(named.out()).containsPattern("(?m)^  ram +sha256 " + PATTERN_SHA256 + "$");
     }

@@ -72,10 +72,16 @@ final class VmProcess implements AutoCloseable {
 
     /** Starts {@code jmigrate vm --name NAME --qmp unix:DIR/NAME.qmp ARGS} and connects to its QMP. */
     static VmProcess start(Path dir, String name, String... args) throws Exception {
+        return start(dir, name, List.of(), args);
+    }
+
+    /** As {@link #start(Path, String, String...)} with extra JVM options (e.g. a JFR recording). */
+    static VmProcess start(Path dir, String name, List<String> jvmOptions, String... args) throws Exception {
         Path qmp = dir.resolve(name + ".qmp");
         Path log = dir.resolve(name + ".log");
-        List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx96m", "-XX:+UseSerialGC",
-                "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(), "vm", "--name", name,
+        List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx96m", "-XX:+UseSerialGC"));
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(), "vm", "--name", name,
                 "--qmp", "unix:" + qmp));
         cmd.addAll(List.of(args));
         Process p = track(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start());
@@ -200,6 +206,34 @@ final class VmProcess implements AutoCloseable {
             }
             Thread.sleep(50);
         }
+    }
+
+    /** Polls {@code command} (no arguments) until its answer satisfies {@code done}; returns that answer. */
+    JsonNode await(String command, Predicate<JsonNode> done, Duration within) throws Exception {
+        long deadline = System.nanoTime() + within.toNanos();
+        while (true) {
+            JsonNode r = exec(command);
+            if (done.test(r)) {
+                return r;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(command + " still answers " + r + " after " + within + "; "
+                        + describeProcess());
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    /** The guest's vCPUs have written at least {@code pages} pages in this process. */
+    JsonNode awaitPagesTouched(long pages) throws Exception {
+        return await("x-jmigrate-query-workload", w -> w.path("pages-touched").asLong() >= pages,
+                Duration.ofSeconds(30));
+    }
+
+    /** The running migration has put at least {@code bytes} on the wire. */
+    JsonNode awaitTransferred(long bytes) throws Exception {
+        return await("query-migrate", i -> i.path("ram").path("transferred").asLong() >= bytes,
+                Duration.ofSeconds(30));
     }
 
     static boolean isFinal(String s) {
