@@ -18,6 +18,12 @@ public final class DeviceStateEvents {
     private DeviceStateEvents() {
     }
 
+    /** Initialises both event classes (their first use is slow), before any migration thread needs them. */
+    public static void warmUp() {
+        new Sent().shouldCommit();
+        new Received().shouldCommit();
+    }
+
     @Name("io.jmigrate.DeviceStatePacketSent")
     @Label("Device-state packet sent")
     @Category({"jmigrate", "multifd"})
