@@ -6,6 +6,7 @@ import jdk.jfr.Description;
 import jdk.jfr.Event;
 import jdk.jfr.Label;
 import jdk.jfr.Name;
+import jdk.jfr.StackTrace;
 
 /**
  * JFR events for device-state packets, one per packet (QEMU's trace events
@@ -28,6 +29,7 @@ public final class DeviceStateEvents {
     @Label("Device-state packet sent")
     @Category({"jmigrate", "multifd"})
     @Description("One multifd device-state packet written to its channel")
+    @StackTrace(false)
     public static final class Sent extends Event {
         @Label("Channel")
         public int channel;
@@ -44,6 +46,7 @@ public final class DeviceStateEvents {
     @Label("Device-state packet received")
     @Category({"jmigrate", "multifd"})
     @Description("One multifd device-state packet read and handed to its device")
+    @StackTrace(false)
     public static final class Received extends Event {
         @Label("Channel")
         public int channel;
