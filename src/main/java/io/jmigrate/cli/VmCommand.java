@@ -62,6 +62,10 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
                     + "(repeatable)")
     java.util.List<String> globals = new java.util.ArrayList<>();
 
+    @Option(names = "--x-fill-random", paramLabel = "SEED", hidden = true,
+            description = "tests: fill guest RAM with incompressible pseudo-random bytes before the VM starts")
+    Long fillSeed;
+
     @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R]",
             description = "add a device whose switchover state goes over multifd device state (repeatable); "
                     + "also seed=N, and the test hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N")
@@ -88,6 +92,9 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);
              Vm vm = new Vm(cfg, incoming != null)) {
+            if (fillSeed != null) {
+                fillRandom(vm.ramBlocks().getFirst().segment(), fillSeed);
+            }
             for (String o : objects) {
                 vm.objectAdd(o);
             }
@@ -115,6 +122,20 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             // Give the quit reply a moment to reach the client before the sockets close.
             Thread.sleep(50);
             return 0;
+        }
+    }
+
+    /**
+     * xorshift64 words: incompressible, and about as fast as memory bandwidth allows. Byte 0 of
+     * every 4 KiB page stays 0: it is the workload's per-page counter, which its checker reads.
+     */
+    private static void fillRandom(java.lang.foreign.MemorySegment seg, long seed) {
+        long x = seed * 0x9E3779B97F4A7C15L | 1;
+        for (long off = 0; off + 8 <= seg.byteSize(); off += 8) {
+            x ^= x << 13;
+            x ^= x >>> 7;
+            x ^= x << 17;
+            seg.set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, off, (off & 4095) == 0 ? x & ~0xffL : x);
         }
     }
 }
