@@ -7,7 +7,14 @@ package io.jmigrate.savevm;
  *                           mapped-ram ({@code multifd_device_state_supported}). Without it a
  *                           device sends its switchover state in its END section
  * @param switchoverStart    the machine's compat property {@code send-switchover-start}
+ * @param switchoverAck      the {@code switchover-ack} capability is on (it needs return-path): a
+ *                           device whose {@code switchoverAckNeeded} says yes must approve before the
+ *                           source may switch over (PROTOCOL.md §4.9)
  */
-public record SaveVmOptions(boolean multifdDeviceState, boolean switchoverStart) {
-    public static final SaveVmOptions MAIN_CHANNEL = new SaveVmOptions(false, true);
+public record SaveVmOptions(boolean multifdDeviceState, boolean switchoverStart, boolean switchoverAck) {
+    public static final SaveVmOptions MAIN_CHANNEL = new SaveVmOptions(false, true, false);
+
+    public SaveVmOptions(boolean multifdDeviceState, boolean switchoverStart) {
+        this(multifdDeviceState, switchoverStart, false);
+    }
 }
