@@ -69,6 +69,16 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
                     + "is written ,,) (repeatable)")
     java.util.List<String> objects = new java.util.ArrayList<>();
 
+    @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,...] | vfio-emu,id=NAME[,...]",
+            description = "add a device whose switchover state goes over multifd device state (repeatable): "
+                    + "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R] (also seed=N, and the test "
+                    + "hooks order=reverse and fail-at=save:N|load:N); or an emulated VFIO VF "
+                    + "vfio-emu,id=NAME[,state-size=S][,precopy-size=S][,dirty-rate=R][,read-rate=R][,write-rate=R]"
+                    + "[,config-size=S][,p2p=on|off][,x-migration-multifd-transfer=on|off|auto]"
+                    + "[,x-migration-max-queued-buffers-size=S][,x-migration-load-config-after-iter=on|off|auto]"
+                    + "[,migration-events=on|off] (see the README's VFIO section)")
+    java.util.List<String> devices = new java.util.ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         java.util.Map<String, String> globalMap = new java.util.LinkedHashMap<>();
@@ -78,7 +88,9 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         MemoryBackend backend = memoryBackend == null ? MemoryBackend.RAM : MemoryBackend.parse(memoryBackend);
         VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), null, false,
                 MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload),
-                globalMap, backend);
+                globalMap, backend,
+                devices.stream().filter(d -> !d.startsWith("vfio-emu")).map(io.jmigrate.machine.BlobSpec::parse).toList(),
+                devices.stream().filter(d -> d.startsWith("vfio-emu")).map(io.jmigrate.machine.VfioEmuSpec::parse).toList());
         CountDownLatch quit = new CountDownLatch(1);
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);

@@ -72,7 +72,7 @@ public final class VfioPciDevice implements Device {
     @Override
     public SaveVmHandlers.Load loadHandlers(LoadContext ctx) {
         return migration.loadHandlers(new VfioMigration.Options(ctx.options().multifdDeviceState(),
-                ctx.options().switchoverStart(), ctx.options().switchoverAck(), ctx.approveSwitchover()));
+                ctx.options().switchoverStart(), ctx.options().switchoverAck(), ctx.options().approveSwitchover()));
     }
 
     @Override

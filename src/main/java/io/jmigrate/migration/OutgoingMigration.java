@@ -16,6 +16,8 @@ import io.jmigrate.ram.RamSaver;
 import io.jmigrate.ram.RamStats;
 import io.jmigrate.savevm.SaveStateRegistry;
 import io.jmigrate.savevm.SaveVmDriver;
+import io.jmigrate.savevm.SaveStateEntry;
+import io.jmigrate.devstate.DeviceThreadPool;
 import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SaveVmOptions;
 import io.jmigrate.stream.QemuFileWriter;
@@ -65,7 +67,15 @@ public final class OutgoingMigration implements Runnable {
         if (tx != null) {
             tx.fail(e);
         }
+        DeviceThreadPool pool = this.savePool;
+        if (pool != null) {
+            pool.abort();
+        }
     });
+    private volatile DeviceThreadPool savePool;
+    private final DeviceStateStats stats = new DeviceStateStats("source");
+    /** Device digests as of the switchover, computed with the RAM digest (null before). */
+    private volatile Map<String, String> deviceDigests;
     private volatile MultifdSender multifd;
     private volatile SourceReturnPath returnPath;
     private volatile SaveVmDriver driver;
@@ -175,6 +185,7 @@ public final class OutgoingMigration implements Runnable {
             switchover();
             awaitDestination();
             closeChannels(c);
+            stats.phase("channels-closed");
             downtimeMs = (System.nanoTime() - downStart) / 1_000_000;
             completed();
         } catch (Throwable t) {
@@ -233,7 +244,8 @@ public final class OutgoingMigration implements Runnable {
         } else {
             mode = RamSaver.Mode.mainChannel(!"none".equals(config.zeroPageDetection()));
         }
-        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart());
+        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart(),
+                liveConfig.get().has(Capability.SWITCHOVER_ACK), null);
         SaveStateRegistry<SaveVmHandlers.Save> reg = subject.saveRegistry(options, ram, n -> {
             if (eventsOn()) {
                 events.emit("MIGRATION_PASS", Map.of("pass", n));
@@ -257,17 +269,88 @@ public final class OutgoingMigration implements Runnable {
     }
 
     /**
-     * §1.12 steps 4-8 with the VM stopped: status device, [SWITCHOVER_START], END sections,
-     * FULL sections, EOF, vmdesc.
+     * §1.12 steps 4-8 with the VM stopped, in QEMU's order: status device, [SWITCHOVER_START]
+     * (compat property send-switchover-start), save threads spawned (multifd device state
+     * only), END sections written while they run, save threads joined, FULL sections, EOF,
+     * vmdesc. A failing END section aborts and joins the save threads; a failing save thread
+     * aborts the others and fails the join.
      */
-    private void switchover() {
+    private void switchover() throws InterruptedException {
         precopyBytes = transferred();
         subject.stopForMigration();
+        stats.phase("vm-stopped");
         if (!state.cas(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
             throw cancelledOrState();
         }
-        driver.complete(writer, subject.sendSwitchoverStart(), true);
+        QemuFileWriter w = writer;
+        if (subject.sendSwitchoverStart()) {
+            driver.switchoverStart(w);
+            stats.phase("switchover-start-sent");
+        }
+        DeviceThreadPool pool = startSaveThreads();
+        try {
+            driver.completeIterables(w);
+            w.flush();
+        } catch (RuntimeException e) {
+            error.set(asSeenHere(e)); // first: the aborted save threads' "cancelled" must not win
+            if (pool != null) {
+                pool.abort();
+                pool.waitAll(multifd.config().timeout());
+            }
+            throw e;
+        }
+        stats.phase("end-sections-written");
+        if (pool != null) {
+            if (error.isSet()) {
+                pool.abort();
+            }
+            if (!pool.waitAll(multifd.config().timeout())) {
+                throw error.get();
+            }
+            stats.phase("save-threads-joined");
+        }
+        driver.completeNonIterables(w);
+        driver.finish(w, true);
+        stats.phase("eof-sent");
         downtimeBytes = transferred() - precopyBytes;
+    }
+
+    /**
+     * §3.4 step 2.1: one save thread {@code mig/src/save_<idstr>} per device with the thread
+     * hook, when device state goes over multifd; null when none is spawned.
+     */
+    private DeviceThreadPool startSaveThreads() {
+        MultifdSender tx = multifd;
+        if (tx == null || !multifdDeviceState()) {
+            return null;
+        }
+        List<SaveStateEntry<SaveVmHandlers.Save>> devs = driver.saveThreadDevices();
+        if (devs.isEmpty()) {
+            return null;
+        }
+        DeviceThreadPool pool = new DeviceThreadPool("mig/src/save_", error, null);
+        savePool = pool;
+        if (error.isSet()) {
+            pool.abort();
+        }
+        for (SaveStateEntry<SaveVmHandlers.Save> e : devs) {
+            DeviceStateStats.DeviceRecord rec = stats.device(e.idstr(), e.instanceId());
+            rec.transfer = "multifd";
+            SaveVmHandlers.DeviceStateOutput out = data -> {
+                int n = data.remaining();
+                tx.queueDeviceState(e.idstr(), e.instanceId(), data);
+                rec.packet(-1, n);
+            };
+            pool.submit(e.idstr(), abort -> {
+                rec.threadStartUs = DeviceStateStats.nowUs();
+                try {
+                    e.handlers().saveCompletePrecopyThread(out, abort);
+                } finally {
+                    rec.threadEndUs = DeviceStateStats.nowUs();
+                }
+            });
+        }
+        return pool;
     }
 
     /** With a return path: the destination's SHUT, sent once it has loaded everything (§1.10). */
@@ -275,6 +358,7 @@ public final class OutgoingMigration implements Runnable {
         SourceReturnPath rp = returnPath;
         if (rp != null) {
             rp.awaitShut(SHUT_TIMEOUT);
+            stats.phase("destination-loaded");
         }
     }
 
@@ -305,6 +389,7 @@ public final class OutgoingMigration implements Runnable {
         subject.outgoingCompleted();
         state.cas(MigrationStatus.DEVICE, MigrationStatus.COMPLETED);
         try {
+            deviceDigests = subject.deviceDigests();
             d.complete(RamDigest.sha256(subject.ramBlocks()));
         } catch (Throwable t) {
             d.completeExceptionally(t);
@@ -325,6 +410,10 @@ public final class OutgoingMigration implements Runnable {
         if (tx != null) {
             tx.fail(e);
             tx.close();
+        }
+        DeviceThreadPool pool = savePool;
+        if (pool != null) {
+            pool.close(); // abort flag set, every save thread joined
         }
         SaveVmDriver d = driver;
         if (d != null) {
@@ -391,7 +480,11 @@ public final class OutgoingMigration implements Runnable {
             if (pending <= threshold) {
                 pending = driver.pendingExact();
                 if (pending <= threshold) {
-                    return;
+                    if (switchoverAcked()) {
+                        return;
+                    }
+                    // migration_can_switchover: with switchover-ack, keep iterating until the ACK
+                    TimeUnit.MILLISECONDS.sleep(1);
                 }
             }
             long limitStart = window[1];
@@ -405,6 +498,18 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
         }
+    }
+
+    /**
+     * {@code migration_can_switchover}: without switchover-ack always; with it only once the
+     * destination sent SWITCHOVER_ACK (every device that needs one loaded its initial data).
+     */
+    private boolean switchoverAcked() {
+        if (!liveConfig.get().has(Capability.SWITCHOVER_ACK)) {
+            return true;
+        }
+        SourceReturnPath rp = returnPath;
+        return rp != null && rp.switchoverAcked();
     }
 
     /** Bytes on the wire so far: the main channel (as written to the socket buffer) plus every multifd channel. */
@@ -483,10 +588,24 @@ public final class OutgoingMigration implements Runnable {
         r.put("postcopy-bytes", 0);
         r.put("dirty-sync-missed-zero-copy", 0);
         m.put("ram", r);
+        long vfio = subject.vfioTransferred();
+        if (vfio >= 0) {
+            m.put("vfio", Map.of("transferred", vfio));
+        }
         MigrationException e = error.get();
         if (s == MigrationStatus.FAILED && e != null) {
             m.put("error-desc", e.getMessage());
         }
+        if (!stats.isEmpty()) {
+            m.put("x-jmigrate-device-state", stats.toQmp(tx == null ? List.of() : tx.stats()));
+        }
         return m;
+    }
+
+    /** Device digests as of the switchover (waits for the RAM digest first), or an empty map. */
+    public Map<String, String> deviceDigests() {
+        String ram = digest();
+        Map<String, String> d = deviceDigests;
+        return ram == null || d == null ? Map.of() : d;
     }
 }

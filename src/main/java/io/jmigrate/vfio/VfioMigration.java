@@ -698,9 +698,14 @@ public final class VfioMigration {
                 throw new MigrationException(Category.PROTOCOL, "VFIO device " + idstr() + ": got device state "
                         + "packet but not doing multifd transfer (x-migration-multifd-transfer must agree on both sides)");
             }
-            ByteBuffer b = data.duplicate();
-            VfioStatePacket p = VfioStatePacket.decode(b, idstr());
-            buffers.put(p.idx(), b, p.config());
+            try {
+                ByteBuffer b = data.duplicate();
+                VfioStatePacket p = VfioStatePacket.decode(b, idstr());
+                buffers.put(p.idx(), b, p.config());
+            } catch (MigrationException e) {
+                buffers.abort(e.getMessage()); // the load thread must not wait for what will never come
+                throw e;
+            }
         }
 
         @Override
