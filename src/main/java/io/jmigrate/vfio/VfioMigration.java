@@ -139,16 +139,19 @@ public final class VfioMigration {
         return testRequestState == null ? "" : testRequestState;
     }
 
-    /** The values of the test hook {@code x-test-corrupt-packet}. */
+    /** The values of the test hook {@code x-test-corrupt-packet}; {@code reverse} is valid, only reordered. */
     public static final java.util.List<String> CORRUPTIONS = java.util.List.of("duplicate", "after-config",
-            "config-not-last", "version");
+            "config-not-last", "version", "reverse");
 
     /**
      * Test hook {@code x-test-corrupt-packet}: the next multifd save thread sends one bad
      * {@link VfioStatePacket}: {@code duplicate} (idx 0 twice), {@code after-config} (a data
      * packet after the config packet), {@code config-not-last} (the last data packet numbered
-     * above the config packet, sent before it), {@code version} (idx 0 with version 1). One
-     * shot; empty to clear.
+     * above the config packet, sent before it), {@code version} (idx 0 with version 1), each
+     * once; or valid packets in an order that makes out-of-order arrival certain:
+     * {@code reverse} (the data packets queued last idx first, then the config; with more
+     * packets than channels two share a channel, which keeps its order, so a lower idx arrives
+     * after a higher one), kept until cleared. Empty clears.
      */
     public void setTestCorruptPacket(String mode) {
         if (mode != null && !mode.isEmpty() && !CORRUPTIONS.contains(mode)) {
@@ -462,7 +465,10 @@ public final class VfioMigration {
             setState(VfioDeviceState.STOP_COPY, VfioDeviceState.STOP);
             VfioDataFd fd = fd("stop-copy read");
             String corrupt = testCorruptPacket;
-            testCorruptPacket = null;
+            if (!"reverse".equals(corrupt)) {
+                testCorruptPacket = null;
+            }
+            java.util.ArrayList<ByteBuffer> reversed = "reverse".equals(corrupt) ? new java.util.ArrayList<>() : null;
             ByteBuffer packet = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + bufferSize);
             ByteBuffer held = null;
             long idx = 0;
@@ -486,9 +492,19 @@ public final class VfioMigration {
                     held = ByteBuffer.allocate(packet.remaining()).put(packet.duplicate()).flip();
                     continue;
                 }
+                if (reversed != null) {
+                    reversed.add(ByteBuffer.allocate(packet.remaining()).put(packet.duplicate()).flip());
+                    continue;
+                }
                 send(out, packet);
                 if (idx == 1 && "duplicate".equals(corrupt)) {
                     send(out, packet.rewind());
+                }
+            }
+            if (reversed != null) {
+                for (int i = reversed.size() - 1; i >= 0; i--) {
+                    abort.check("VFIO device " + idstr() + " save thread");
+                    send(out, reversed.get(i));
                 }
             }
             byte[] cfg = configBytes();
@@ -777,6 +793,22 @@ public final class VfioMigration {
                         + "without the device's config state" + (multifd ? " (no config packet was loaded)" : ""));
             }
             setState(VfioDeviceState.STOP, VfioDeviceState.ERROR);
+        }
+
+        @Override
+        public Map<String, Object> loadStats() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("transfer", multifd ? "multifd" : "main");
+            m.put("vfio-transferred", transferred.get());
+            m.put("device-state", backend.deviceState().qapiName());
+            if (buffers != null) {
+                OrderedReassembler.Stats s = buffers.stats();
+                m.put("late-arrivals", s.lateArrivals());
+                m.put("max-displacement", s.maxDisplacement());
+                m.put("peak-queued-bytes", s.peakQueuedBytes());
+                m.put("buffers-loaded", s.taken());
+            }
+            return m;
         }
 
         @Override
