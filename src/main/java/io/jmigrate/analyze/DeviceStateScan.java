@@ -110,6 +110,9 @@ public final class DeviceStateScan {
             if (in.readNBytes(buf, 0, MultifdInit.SIZE) < MultifdInit.SIZE) {
                 return;
             }
+            if (b.getInt(0) == 0x5145564d) {
+                return; // the main channel ("QEVM"), which may be among the files given
+            }
             int id = MultifdInit.decode(ByteBuffer.wrap(buf, 0, MultifdInit.SIZE), name).id();
             List<Pkt> list = byChannel.computeIfAbsent(id, x -> new ArrayList<>());
             at = MultifdInit.SIZE;

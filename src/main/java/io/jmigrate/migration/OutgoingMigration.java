@@ -42,6 +42,32 @@ import java.util.function.Supplier;
  *       [SWITCHOVER_START], RAM END, FULL sections, EOF, vmdesc, [wait for SHUT];</li>
  *   <li>completed, the source in postmigrate; on failure or cancel the source VM resumes.</li>
  * </ol>
+ *
+ * <h2>Device state over multifd (PROTOCOL.md §3.4)</h2>
+ * With multifd on and compression none (jmigrate has no mapped-ram), every device with the
+ * save-thread hook gets a thread {@code mig/src/save_<idstr>} after SWITCHOVER_START; its packets
+ * share the channels with RAM's END pages. Invariants:
+ * <ul>
+ *   <li>no SYNC without a paired flush: only RAM syncs (at its scan's wrap, paired with the
+ *       MULTIFD_FLUSH in its END section, or with EOS in legacy mode); nothing syncs after the
+ *       save threads start, so no device-state packet is ever stuck behind an unpaired SYNC;</li>
+ *   <li>the channels are not shut down while a device-state packet is queued (PROTOCOL.md §9
+ *       question 1), by this explicit order: (1) the save threads are joined: every packet is
+ *       <em>queued</em>; (2) FULL sections and EOF go out on the main channel; (3) with a
+ *       return path, the destination's SHUT is awaited: it is sent only after every load thread
+ *       has finished, i.e. after every device-state packet was received and applied; (4)
+ *       {@link MultifdSender#close} drains: it returns only when every channel has written its
+ *       handed-off packet to its socket, then ends the threads and closes the sockets, which is
+ *       an orderly FIN behind the written bytes (the destination never writes on a multifd
+ *       channel, so no reset discards them). Without a return path, (3) is skipped and (4) alone
+ *       guarantees that every packet is on the wire before the close; the destination in turn
+ *       waits at EOF for its load threads (bounded by {@code x-multifd-timeout}) and never
+ *       completes, nor closes its channels, while a device still loads;</li>
+ *   <li>one failure path: a failing save thread records the first error and sets the pool's
+ *       abort flag (the others stop at their next chunk), the join fails, the VM resumes with
+ *       its RAM and device state untouched (a save thread only reads). A cancel or a channel
+ *       error does the same through the first-error listener.</li>
+ * </ul>
  */
 public final class OutgoingMigration implements Runnable {
     private static final long BUFFER_DELAY_MS = 100;

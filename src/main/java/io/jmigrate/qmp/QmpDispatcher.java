@@ -55,10 +55,7 @@ public final class QmpDispatcher {
                     vm.cont();
                     yield Map.of();
                 }
-                case QmpCommand.Quit c -> {
-                    quit.run();
-                    yield Map.of();
-                }
+                case QmpCommand.Quit c -> Map.of(); // the process ends in afterReply, once the reply is queued
                 case QmpCommand.Migrate c -> {
                     migration.migrate(c.uri());
                     yield Map.of();
@@ -108,6 +105,16 @@ public final class QmpDispatcher {
             };
         } catch (MigrationException e) {
             throw QmpError.of(e);
+        }
+    }
+
+    /**
+     * Runs what must follow a command's reply rather than precede it: {@code quit} ends the
+     * process only once its {@code {"return": {}}} is queued, so the server's close sends it.
+     */
+    public void afterReply(QmpCommand cmd) {
+        if (cmd instanceof QmpCommand.Quit) {
+            quit.run();
         }
     }
 

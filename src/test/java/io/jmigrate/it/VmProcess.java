@@ -208,6 +208,34 @@ final class VmProcess implements AutoCloseable {
         }
     }
 
+    /** Polls {@code command} (no arguments) until its answer satisfies {@code done}; returns that answer. */
+    JsonNode await(String command, Predicate<JsonNode> done, Duration within) throws Exception {
+        long deadline = System.nanoTime() + within.toNanos();
+        while (true) {
+            JsonNode r = exec(command);
+            if (done.test(r)) {
+                return r;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(command + " still answers " + r + " after " + within + "; "
+                        + describeProcess());
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    /** The guest's vCPUs have written at least {@code pages} pages in this process. */
+    JsonNode awaitPagesTouched(long pages) throws Exception {
+        return await("x-jmigrate-query-workload", w -> w.path("pages-touched").asLong() >= pages,
+                Duration.ofSeconds(30));
+    }
+
+    /** The running migration has put at least {@code bytes} on the wire. */
+    JsonNode awaitTransferred(long bytes) throws Exception {
+        return await("query-migrate", i -> i.path("ram").path("transferred").asLong() >= bytes,
+                Duration.ofSeconds(30));
+    }
+
     static boolean isFinal(String s) {
         return s.equals("completed") || s.equals("failed") || s.equals("cancelled");
     }

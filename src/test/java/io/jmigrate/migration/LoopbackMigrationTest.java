@@ -48,7 +48,7 @@ class LoopbackMigrationTest {
             MigrationManager sm = new MigrationManager(src, (e, d) -> srcEvents.add(e + d));
             sm.setCapabilities(List.of(Map.entry(Capability.EVENTS, true), Map.entry(Capability.RETURN_PATH, true)));
             sm.setParameters(Map.of("max-bandwidth", 64L << 20));
-            Thread.sleep(200);
+            await(() -> src.workload().pagesTouched() > 0, "the guest to run");
             Path sock = dir.resolve("mig.sock");
             IncomingMigration in = dm.startIncoming("unix:" + sock, false);
             OutgoingMigration out = sm.migrate("unix:" + sock);
@@ -166,7 +166,8 @@ class LoopbackMigrationTest {
             new MigrationManager(dst, (e, d) -> { }).startIncoming("unix:" + sock, false);
             OutgoingMigration out = sm.migrate("unix:" + sock);
             await(() -> out.state().get() == MigrationStatus.ACTIVE, "active");
-            Thread.sleep(300);
+            // cancelled in the middle of sending pages (it cannot converge: 200 MB/s dirtied, 8 MB/s sent)
+            await(() -> (Long) ((Map<?, ?>) out.info().get("ram")).get("transferred") > 1 << 20, "1 MiB sent");
             sm.cancel();
             assertThat(out.join(10_000)).isTrue();
             assertThat(out.state().get()).isEqualTo(MigrationStatus.CANCELLED);
