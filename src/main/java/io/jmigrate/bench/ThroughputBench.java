@@ -226,7 +226,12 @@ public final class ThroughputBench {
                         + dinfo.get("error-desc").asText() : "") + "; log: " + Peer.tail(dst.log));
             }
             if (engine instanceof Engine.Jmigrate) {
-                // fast but wrong is worthless: the destination's RAM must hash like the source's
+                // fast but wrong is worthless: the destination's RAM must hash like the source's. The
+                // digest is computed after completion and the query waits for it: SHA-256 of the
+                // whole guest on a loaded machine can take far longer than a QMP reply normally does
+                java.time.Duration digestWait = java.time.Duration.ofSeconds(60 + 60 * Math.max(1, config.ramBytes() >> 30));
+                src.qmp.setTimeout(digestWait);
+                dst.qmp.setTimeout(digestWait);
                 String a = src.exec("x-jmigrate-query-digest", null).path("outgoing").asText();
                 String b = dst.exec("x-jmigrate-query-digest", null).path("incoming").asText();
                 if (a.isEmpty() || !a.equals(b)) {
