@@ -109,11 +109,22 @@ final class DeviceStateStats {
         return i.getEpochSecond() * 1_000_000 + i.getNano() / 1000;
     }
 
+    /** The record of (idstr, instance), made on first use; listed in the order of first use. */
     DeviceRecord device(String idstr, int instanceId) {
-        return devices.computeIfAbsent(idstr + "\u0000" + instanceId, k -> {
-            order.add(k);
-            return new DeviceRecord(idstr, instanceId);
-        });
+        String k = idstr + "\u0000" + instanceId;
+        DeviceRecord r = devices.get(k);
+        if (r != null) {
+            return r;
+        }
+        synchronized (order) {
+            r = devices.get(k);
+            if (r == null) {
+                r = new DeviceRecord(idstr, instanceId);
+                devices.put(k, r); // before the key is listed: toQmp never sees a listed key without its record
+                order.add(k);
+            }
+            return r;
+        }
     }
 
     /** Records that {@code phase} was reached now, and commits the JFR span that ends here. */

@@ -276,18 +276,35 @@ public final class IncomingMigration implements Runnable {
 
     /**
      * At EOF (PROTOCOL.md §3.3 steps 3-4): wait for every load thread, then no more may start;
-     * the load fails with the migration's first error. Bounded by x-multifd-timeout, naming the
-     * devices still loading.
+     * the load fails with the migration's first error. While a multifd channel is open more
+     * state may still come, so the wait is unbounded (an error or a cancel ends it); once every
+     * channel has ended (a source without return path closes them after EOF), the load threads
+     * get {@code x-multifd-timeout} to finish, and a device still loading then is an error
+     * naming it (its state can no longer arrive).
      */
     private void joinLoadThreads() {
         stats.phase("eof-loaded");
         DeviceThreadPool pool = loadPool;
+        MultifdReceiver rx = multifd;
+        Duration grace = Duration.ofMillis(liveConfig.get().multifdTimeoutMs());
+        long endedAt = -1;
         try {
-            boolean ok = pool.waitAll(Duration.ofMillis(liveConfig.get().multifdTimeoutMs()));
-            pool.abort();
-            if (!ok) {
-                throw error.get();
+            while (!pool.awaitIdle(Duration.ofMillis(50))) {
+                error.throwIfSet();
+                if (cancelRequested) {
+                    throw new MigrationException(Category.CANCELLED, "incoming migration cancelled while devices "
+                            + pool.running() + " were loading");
+                }
+                if (endedAt < 0 && (rx == null || rx.awaitEnd(Duration.ofMillis(1)))) {
+                    endedAt = System.nanoTime();
+                }
+                if (endedAt >= 0 && System.nanoTime() - endedAt > grace.toNanos()) {
+                    throw new MigrationException(Category.TIMEOUT, "load thread(s) " + pool.running().stream()
+                            .map(d -> "mig/dst/load_" + d).toList() + " still waiting for device state "
+                            + Durations.human(grace) + " after every multifd channel had ended");
+                }
             }
+            pool.abort();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new MigrationException(Category.CANCELLED, "interrupted while waiting for the load threads", e);

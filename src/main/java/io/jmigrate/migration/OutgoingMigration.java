@@ -320,16 +320,13 @@ public final class OutgoingMigration implements Runnable {
             error.set(asSeenHere(e)); // first: the aborted save threads' "cancelled" must not win
             if (pool != null) {
                 pool.abort();
-                pool.waitAll(multifd.config().timeout());
+                joinSaveThreads(pool);
             }
             throw e;
         }
         stats.phase("end-sections-written");
         if (pool != null) {
-            if (error.isSet()) {
-                pool.abort();
-            }
-            if (!pool.waitAll(multifd.config().timeout())) {
+            if (!joinSaveThreads(pool)) {
                 throw error.get();
             }
             stats.phase("save-threads-joined");
@@ -338,6 +335,20 @@ public final class OutgoingMigration implements Runnable {
         driver.finish(w, true);
         stats.phase("eof-sent");
         downtimeBytes = transferred() - precopyBytes;
+    }
+
+    /**
+     * §3.4 step 2.3: joins the save threads; true if no migration error is set. Not bounded by a
+     * timeout (a slow device may take long): once an error is set (a save thread's, a channel's,
+     * a cancel) the abort flag is set and every thread stops at its next chunk.
+     */
+    private boolean joinSaveThreads(DeviceThreadPool pool) throws InterruptedException {
+        while (!pool.awaitIdle(java.time.Duration.ofMillis(50))) {
+            if (error.isSet()) {
+                pool.abort();
+            }
+        }
+        return !error.isSet();
     }
 
     /**
