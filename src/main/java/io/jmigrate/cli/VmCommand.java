@@ -62,6 +62,11 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
                     + "(repeatable)")
     java.util.List<String> globals = new java.util.ArrayList<>();
 
+    @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R]",
+            description = "add a device whose switchover state goes over multifd device state (repeatable); "
+                    + "also seed=N, and the test hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N")
+    java.util.List<String> devices = new java.util.ArrayList<>();
+
     @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
             description = "create an object, as QEMU's -object: tls-creds-x509,id=ID,dir=DIR,endpoint=server|client"
                     + "[,verify-peer=on|off]; authz-simple,id=ID,identity=DN; authz-list,id=ID,policy=deny|allow,"
@@ -78,7 +83,7 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         MemoryBackend backend = memoryBackend == null ? MemoryBackend.RAM : MemoryBackend.parse(memoryBackend);
         VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), null, false,
                 MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload),
-                globalMap, backend);
+                globalMap, backend, devices.stream().map(io.jmigrate.machine.BlobSpec::parse).toList());
         CountDownLatch quit = new CountDownLatch(1);
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);

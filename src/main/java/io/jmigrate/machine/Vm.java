@@ -136,12 +136,18 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         if (workload != null) {
             workload.resume();
         }
+        for (Device d : devices) {
+            d.runStateChanged(true);
+        }
         events.emit("RESUME", Map.of());
     }
 
     private void pauseGuest(RunState next) {
         if (workload != null) {
             workload.pause();
+        }
+        for (Device d : devices) {
+            d.runStateChanged(false);
         }
         if (runningSince >= 0) {
             runningNanos += System.nanoTime() - runningSince;
@@ -262,6 +268,9 @@ public final class Vm implements MigrationSubject, AutoCloseable {
                 c -> InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
                         GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()),
                         v -> incomingRunState = GlobalStateVmsd.runState(v))));
+        for (BlobSpec b : config.blobs()) {
+            l.add(new BlobDevice(b));
+        }
         return l;
     }
 
@@ -327,10 +336,26 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         return config.migrationProperties().multifdFlushAfterEachSection();
     }
 
+    /** Each reported device's state digest by idstr (devices with {@link Device#stateDigest}). */
+    @Override
+    public Map<String, String> deviceDigests() {
+        Map<String, String> m = new java.util.LinkedHashMap<>();
+        for (Device d : devices) {
+            String s = d.stateDigest();
+            if (s != null) {
+                m.put(d.idstr(), s);
+            }
+        }
+        return m;
+    }
+
     @Override
     public void close() {
         if (workload != null) {
             workload.shutdown();
+        }
+        for (Device d : devices) {
+            d.close();
         }
         try {
             arena.close();

@@ -153,7 +153,11 @@ public final class MigrationManager {
                 }).toList();
     }
 
-    /** {@code x-jmigrate-query-digest}: RAM digests recorded by the last migrations. */
+    /**
+     * {@code x-jmigrate-query-digest}: RAM digests recorded by the last migrations, and each
+     * reporting device's state digest ({@code outgoing-devices}, {@code incoming-devices}: idstr
+     * to SHA-256 hex).
+     */
     public Map<String, Object> digests() {
         OutgoingMigration out;
         IncomingMigration in;
@@ -167,6 +171,8 @@ public final class MigrationManager {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("outgoing", o == null ? "" : o);
         m.put("incoming", i == null ? "" : i);
+        m.put("outgoing-devices", out == null ? Map.of() : out.deviceDigests());
+        m.put("incoming-devices", in == null ? Map.of() : in.deviceDigests());
         return m;
     }
 }

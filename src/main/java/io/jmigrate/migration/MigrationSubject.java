@@ -85,6 +85,14 @@ public interface MigrationSubject {
     default void holdRunUntil(java.util.concurrent.Future<?> done) {
     }
 
+    /**
+     * The state digest of every device that reports one (idstr to SHA-256 hex), for
+     * {@code x-jmigrate-query-digest}; called with the vCPUs stopped.
+     */
+    default java.util.Map<String, String> deviceDigests() {
+        return java.util.Map.of();
+    }
+
     /** Loading failed: the guest stays stopped. */
     void incomingFailed();
 }

@@ -493,7 +493,17 @@ public final class MultifdSender implements AutoCloseable {
             deviceHeader.limit(DeviceStatePacket.SIZE);
             iov[0] = deviceHeader;
             iov[1] = data;
+            DeviceStateEvents.Sent ev = new DeviceStateEvents.Sent();
+            ev.begin();
+            int size = data.remaining();
             bytes += ChannelIo.writeFully(transport, iov, 2);
+            if (ev.shouldCommit()) {
+                ev.channel = id;
+                ev.device = p.idstr();
+                ev.instanceId = p.instanceId();
+                ev.size = size;
+                ev.commit();
+            }
             iov[0] = null;
             iov[1] = null;
             packets++;
