@@ -91,7 +91,7 @@ public final class DowntimeBench {
             RamImage.fill(image, config.ramBytes(), 1);
             emptyImage = image;
             CellRun empty = runCell(new DowntimeConfig.Cell(0, false, config.tableChannels()), config.emptyRuns(),
-                    versions, Timelines.NONE);
+                    versions, config.timeline() ? Timelines.LAST : Timelines.NONE);
             emptyImage = null;
             try {
                 Files.deleteIfExists(image);
@@ -109,7 +109,7 @@ public final class DowntimeBench {
                     config.link() != null ? "emulated" : "measured: median RAM throughput of the empty runs");
 
             List<DowntimeCell> cells = new ArrayList<>();
-            List<Path> timelines = new ArrayList<>();
+            List<Path> timelines = new ArrayList<>(empty.timelines);
             for (DowntimeConfig.Cell c : config.cells()) {
                 log.printf("cell %s: %d switchover(s)%n", c, config.runs());
                 CellRun r = runCell(c, config.runs(), versions, config.timeline() ? Timelines.ALL : Timelines.NONE);
@@ -236,10 +236,10 @@ public final class DowntimeBench {
             }
         }
         if (timeline) {
+            String name = cell.vfs() == 0 ? "empty" : cell.vfs() + "vf-" + (cell.multifdDeviceState() ? "on" : "off");
             for (int i = timelines == Timelines.LAST ? Math.max(0, records.size() - 1) : 0; i < records.size(); i++) {
                 Path png = config.outDir().resolve("timelines").resolve(String.format(Locale.ROOT,
-                        "timeline-%dvf-%s-%dch-run%02d.png", cell.vfs(), cell.multifdDeviceState() ? "on" : "off",
-                        cell.channels(), i + 1));
+                        "timeline-%s-%dch-run%02d.png", name, cell.channels(), i + 1));
                 TimelineChart.writePng(records.get(i).timeline(), png);
                 out.timelines.add(png);
             }
@@ -307,7 +307,9 @@ public final class DowntimeBench {
                     Map.of("capability", "return-path", "state", true))));
             v.peer.exec("migrate-set-parameters", Map.of("multifd-channels", cell.channels()));
         }
-        src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH));
+        // the empty pair's idle guest goes over with nothing dirty: its downtime is the fixed cost alone
+        src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH, "downtime-limit",
+                cell.vfs() == 0 ? 1 : config.downtimeLimitMs()));
         String host = link == null ? "127.0.0.1" : dst.inSourceNs ? link.sourceAddress() : link.destinationAddress();
         dst.peer.exec("migrate-incoming", Map.of("uri", "tcp:" + host + ":0"));
         JsonNode listening = dst.peer.exec("query-migrate", null).path("socket-address");
@@ -352,10 +354,16 @@ public final class DowntimeBench {
                 mismatch == null ? "match" : "DIFFER: " + mismatch);
         log.println(line);
         String title = String.format(Locale.ROOT, "switchover %d of %d (%s): %s, multifd device state %s, %d channels",
-                run, runs, dir, cell.vfs() + (cell.vfs() == 1 ? " VF" : " VFs"), cell.multifdDeviceState() ? "on" : "off",
+                run, runs, dir, cell.vfs() == 0 ? "empty switchover (no devices, idle guest)"
+                        : cell.vfs() + (cell.vfs() == 1 ? " VF" : " VFs"), cell.multifdDeviceState() ? "on" : "off",
                 cell.channels());
+        String guest = cell.vfs() == 0 ? TimelineChart.humanBytes(config.ramBytes()) + " RAM, idle guest, no devices"
+                : String.format(Locale.ROOT, "%s RAM dirtied at %s MiB/s; %s of state per %s, read %s, write %s",
+                TimelineChart.humanBytes(config.ramBytes()), stripZeros(config.dirtyRateMiB()),
+                TimelineChart.humanBytes(config.stateBytes()), config.flavor().description(),
+                DowntimeConfig.rate(config.readRate()), DowntimeConfig.rate(config.writeRate()));
         String subtitle = String.format(Locale.ROOT, "downtime %d ms, total %d ms; %s; %s", r.downtimeMs(),
-                r.totalTimeMs(), config.describe(), link == null ? "TCP loopback" : "link " + link.spec().describe());
+                r.totalTimeMs(), guest, link == null ? "TCP loopback" : "link " + link.spec().describe());
         return new SwitchoverOutcome(r, mismatch, info, dinfo, title, subtitle);
     }
 

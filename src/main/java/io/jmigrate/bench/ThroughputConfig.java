@@ -22,13 +22,16 @@ import java.util.List;
  * @param compressions    multifd-compression methods ("zlib", "zstd") that get rows of their own, each
  *                        migrated with {@code compressionChannels} channels (an empty list runs none)
  * @param compressionChannels the channel count of the compressed rows (1..255)
+ * @param dstPrealloc     both engines' destinations preallocate their RAM ({@code prealloc=on}) instead
+ *                        of faulting it in during the migration
  * @param tlsDir          a {@code jmigrate tls gen} directory: precopy and every uncompressed channel count
  *                        are run once more with TLS (tls-creds-x509 objects from it on both sides), in the
  *                        same run, so the two can be compared; null runs no TLS rows
  */
 public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns,
                                long seed, long maxBandwidth, Path workDir, Duration migrationTimeout,
-                               List<String> compressions, int compressionChannels, Path tlsDir) {
+                               List<String> compressions, int compressionChannels, boolean dstPrealloc,
+                               Path tlsDir) {
     public static final int MIN_RUNS = 3;
     /** 100 GB/s: far above what loopback does, so it never limits (as the test data used). */
     public static final long DEFAULT_MAX_BANDWIDTH = 100_000_000_000L;
@@ -74,9 +77,17 @@ public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean pr
     /** Without TLS rows. */
     public ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns, long seed,
                             long maxBandwidth, Path workDir, Duration migrationTimeout, List<String> compressions,
+                            int compressionChannels, boolean dstPrealloc) {
+        this(ramBytes, channels, precopy, runs, minRuns, seed, maxBandwidth, workDir, migrationTimeout, compressions,
+                compressionChannels, dstPrealloc, null);
+    }
+
+    /** Destinations that fault their RAM in lazily. */
+    public ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns, long seed,
+                            long maxBandwidth, Path workDir, Duration migrationTimeout, List<String> compressions,
                             int compressionChannels) {
         this(ramBytes, channels, precopy, runs, minRuns, seed, maxBandwidth, workDir, migrationTimeout, compressions,
-                compressionChannels, null);
+                compressionChannels, false, null);
     }
 
     /** The uncompressed modes only (precopy and multifd), as the first benchmark had them. */

@@ -83,9 +83,25 @@ final class DeviceStateStats {
     private volatile long vmStoppedUs = -1;
     private PhaseEvent open;
 
-    /** @param side {@code source} or {@code destination} */
+    /**
+     * @param side {@code source} or {@code destination}
+     */
     DeviceStateStats(String side) {
         this.side = side;
+        warmUpEvents();
+    }
+
+    /**
+     * Loads and initialises the JFR event classes now, when a migration is created: the first
+     * use of an event class costs hundreds of milliseconds on a loaded machine (jdk.jfr
+     * initialisation), which must not land inside the downtime.
+     */
+    static void warmUpEvents() {
+        PhaseEvent p = new PhaseEvent();
+        p.begin();
+        p.end();
+        p.shouldCommit();
+        io.jmigrate.multifd.DeviceStateEvents.warmUp();
     }
 
     static long nowUs() {

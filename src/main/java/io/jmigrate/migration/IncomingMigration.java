@@ -89,6 +89,9 @@ public final class IncomingMigration implements Runnable {
     private final DeviceThreadPool loadPool = new DeviceThreadPool("mig/dst/load_", error, null);
     private volatile Map<String, String> deviceDigests;
     private volatile LoadVmDispatcher dispatcher;
+    /** switchover-ack: devices that still have to approve; the ACK goes when it reaches 0. */
+    private final java.util.concurrent.atomic.AtomicInteger ackPending = new java.util.concurrent.atomic.AtomicInteger(-1);
+    private volatile Transport.Connection ackConnection;
     /** OPEN_RETURN_PATH was received: PONG and SHUT go back on the main channel. */
     private volatile boolean returnPathOpen;
 
@@ -113,6 +116,21 @@ public final class IncomingMigration implements Runnable {
             rx.fail(e);
         }
         loadPool.abort();
+    }
+
+    /**
+     * {@code qemu_loadvm_approve_switchover}: a device (VFIO on INIT_DATA_SENT) loaded its
+     * initial precopy data; the last one sends SWITCHOVER_ACK on the return path.
+     */
+    private void approveSwitchover() {
+        int left = ackPending.decrementAndGet();
+        if (left < 0) {
+            throw new MigrationException(Category.PROTOCOL, "a device approved the switchover, but none was waiting "
+                    + "for it (no OPEN_RETURN_PATH yet, or more approvals than devices that need one)");
+        }
+        if (left == 0) {
+            sendReturnPath(ackConnection, new ReturnPathMessage.SwitchoverAck());
+        }
     }
 
     /** Where the listener is bound (resolves tcp port 0). */
@@ -200,8 +218,9 @@ public final class IncomingMigration implements Runnable {
      * state packets are dispatched into it) and before the main stream is read.
      */
     private SaveStateRegistry<SaveVmHandlers.Load> prepareDevices(MigrationConfig cfg) {
+        boolean ack = cfg.has(Capability.SWITCHOVER_ACK);
         SaveVmOptions options = new SaveVmOptions(cfg.multifd() && "none".equals(cfg.multifdCompression()),
-                subject.sendSwitchoverStart());
+                subject.sendSwitchoverStart(), ack, ack ? this::approveSwitchover : null);
         SaveStateRegistry<SaveVmHandlers.Load> reg = subject.loadRegistry(options);
         for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
             if (!e.handlers().loadStats().isEmpty()) {
@@ -322,6 +341,20 @@ public final class IncomingMigration implements Runnable {
                     throw new MigrationException(Category.PROTOCOL, "OPEN_RETURN_PATH on a one-way channel");
                 }
                 returnPathOpen = true;
+                if (liveConfig.get().has(Capability.SWITCHOVER_ACK)) {
+                    // qemu_loadvm_state_switchover_ack_needed, then the ACK at once if nobody needs one
+                    int needed = 0;
+                    for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
+                        if (e.handlers().switchoverAckNeeded()) {
+                            needed++;
+                        }
+                    }
+                    ackPending.set(needed);
+                    ackConnection = c;
+                    if (needed == 0) {
+                        sendReturnPath(c, new ReturnPathMessage.SwitchoverAck());
+                    }
+                }
             }
 
             @Override

@@ -270,7 +270,8 @@ public final class OutgoingMigration implements Runnable {
         } else {
             mode = RamSaver.Mode.mainChannel(!"none".equals(config.zeroPageDetection()));
         }
-        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart());
+        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart(),
+                liveConfig.get().has(Capability.SWITCHOVER_ACK), null);
         SaveStateRegistry<SaveVmHandlers.Save> reg = subject.saveRegistry(options, ram, n -> {
             if (eventsOn()) {
                 events.emit("MIGRATION_PASS", Map.of("pass", n));
@@ -505,7 +506,11 @@ public final class OutgoingMigration implements Runnable {
             if (pending <= threshold) {
                 pending = driver.pendingExact();
                 if (pending <= threshold) {
-                    return;
+                    if (switchoverAcked()) {
+                        return;
+                    }
+                    // migration_can_switchover: with switchover-ack, keep iterating until the ACK
+                    TimeUnit.MILLISECONDS.sleep(1);
                 }
             }
             long limitStart = window[1];
@@ -519,6 +524,18 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
         }
+    }
+
+    /**
+     * {@code migration_can_switchover}: without switchover-ack always; with it only once the
+     * destination sent SWITCHOVER_ACK (every device that needs one loaded its initial data).
+     */
+    private boolean switchoverAcked() {
+        if (!liveConfig.get().has(Capability.SWITCHOVER_ACK)) {
+            return true;
+        }
+        SourceReturnPath rp = returnPath;
+        return rp != null && rp.switchoverAcked();
     }
 
     /** Bytes on the wire so far: the main channel (as written to the socket buffer) plus every multifd channel. */
@@ -597,6 +614,10 @@ public final class OutgoingMigration implements Runnable {
         r.put("postcopy-bytes", 0);
         r.put("dirty-sync-missed-zero-copy", 0);
         m.put("ram", r);
+        long vfio = subject.vfioTransferred();
+        if (vfio >= 0) {
+            m.put("vfio", Map.of("transferred", vfio));
+        }
         MigrationException e = error.get();
         if (s == MigrationStatus.FAILED && e != null) {
             m.put("error-desc", e.getMessage());
