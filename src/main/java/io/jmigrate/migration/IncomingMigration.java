@@ -739,6 +739,10 @@ public final class IncomingMigration implements Runnable {
                 return;
             }
             try {
+                if (!in.main() && late) {
+                    addLateMultifd(in, timeout);
+                    return;
+                }
                 if (!in.main() && multifd == null) {
                     throw refuse(in, notMultifd(in));
                 }
@@ -762,6 +766,35 @@ public final class IncomingMigration implements Runnable {
                 error.set(e);
             }
         });
+    }
+
+    /**
+     * A multifd connection after every expected channel is in: one whose 64-byte init is not a
+     * multifd init carrying this migration's UUID (random bytes, another migration's source) is
+     * refused without failing the migration in progress, its reason logged and kept in
+     * {@link #refusedConnections}; one from this migration's source (a channel id beyond
+     * multifd-channels, a duplicate, multifd at the source only) fails it with the mismatch named.
+     */
+    private void addLateMultifd(IncomingListener.Incoming in, Duration timeout) {
+        io.jmigrate.channel.PeekedChannel ch;
+        try {
+            ch = io.jmigrate.channel.PeekedChannel.extend(in.channel(), io.jmigrate.multifd.MultifdInit.SIZE,
+                    in.description(), timeout);
+            io.jmigrate.multifd.MultifdInit init = io.jmigrate.multifd.MultifdInit.decode(ch.unread(), in.description());
+            if (!java.util.Arrays.equals(init.uuid(), subject.uuid())) {
+                throw new MigrationException(Category.MISMATCH, in.description() + ": its multifd init carries "
+                        + "another UUID than this migration's");
+            }
+        } catch (RuntimeException notOurs) {
+            Transport.closeQuietly(in.channel());
+            refuseQuietly(in.description() + " after all channels were in: " + notOurs.getMessage()
+                    + " (the migration in progress goes on)");
+            return;
+        }
+        if (multifd == null) {
+            throw refuse(in, notMultifd(in));
+        }
+        multifd.addChannel(ch, in.description());
     }
 
     /** One return-path message (PROTOCOL.md §1.10), written whole under the connection's lock. */
