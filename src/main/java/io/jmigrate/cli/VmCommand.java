@@ -66,17 +66,22 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             description = "tests: fill guest RAM with incompressible pseudo-random bytes before the VM starts")
     Long fillSeed;
 
-    @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R]",
-            description = "add a device whose switchover state goes over multifd device state (repeatable); "
-                    + "also seed=N, and the test hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N")
-    java.util.List<String> devices = new java.util.ArrayList<>();
-
     @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
             description = "create an object, as QEMU's -object: tls-creds-x509,id=ID,dir=DIR,endpoint=server|client"
                     + "[,verify-peer=on|off]; authz-simple,id=ID,identity=DN; authz-list,id=ID,policy=deny|allow,"
                     + "rules.0.match=DN,rules.0.policy=allow[,rules.0.format=exact|glob]... (a comma inside a value "
                     + "is written ,,) (repeatable)")
     java.util.List<String> objects = new java.util.ArrayList<>();
+
+    @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,...] | vfio-emu,id=NAME[,...]",
+            description = "add a device whose switchover state goes over multifd device state (repeatable): "
+                    + "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R] (also seed=N, and the test "
+                    + "hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N); or an emulated VFIO VF "
+                    + "vfio-emu,id=NAME[,state-size=S][,precopy-size=S][,dirty-rate=R][,read-rate=R][,write-rate=R]"
+                    + "[,config-size=S][,p2p=on|off][,x-migration-multifd-transfer=on|off|auto]"
+                    + "[,x-migration-max-queued-buffers-size=S][,x-migration-load-config-after-iter=on|off|auto]"
+                    + "[,migration-events=on|off] (see the README's VFIO section)")
+    java.util.List<String> devices = new java.util.ArrayList<>();
 
     @Override
     public Integer call() throws Exception {
@@ -87,7 +92,9 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         MemoryBackend backend = memoryBackend == null ? MemoryBackend.RAM : MemoryBackend.parse(memoryBackend);
         VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), null, false,
                 MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload),
-                globalMap, backend, devices.stream().map(io.jmigrate.machine.BlobSpec::parse).toList());
+                globalMap, backend,
+                devices.stream().filter(d -> !d.startsWith("vfio-emu")).map(io.jmigrate.machine.BlobSpec::parse).toList(),
+                devices.stream().filter(d -> d.startsWith("vfio-emu")).map(io.jmigrate.machine.VfioEmuSpec::parse).toList());
         CountDownLatch quit = new CountDownLatch(1);
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);

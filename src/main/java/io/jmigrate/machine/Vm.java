@@ -271,12 +271,46 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         for (BlobSpec b : config.blobs()) {
             l.add(new BlobDevice(b));
         }
+        for (VfioEmuSpec v : config.vfios()) {
+            l.add(new VfioPciDevice(v, config.machine(), (event, data) -> events.emit(event, data)));
+        }
         return l;
     }
 
     /** The devices, in registration order. */
     public List<Device> devices() {
         return devices;
+    }
+
+    /** The VFIO devices ({@code --device vfio-emu}). */
+    public List<VfioPciDevice> vfioDevices() {
+        return devices.stream().filter(d -> d instanceof VfioPciDevice).map(d -> (VfioPciDevice) d).toList();
+    }
+
+    private VfioPciDevice peripheral(String path) {
+        String prefix = "/machine/peripheral/";
+        for (VfioPciDevice d : vfioDevices()) {
+            if (path.equals(prefix + d.id())) {
+                return d;
+            }
+        }
+        throw new MigrationException(MigrationException.Category.CONFIG, "Device '" + path + "' not found");
+    }
+
+    /** QMP {@code qom-set} on {@code /machine/peripheral/<id>} (VFIO device properties). */
+    public void qomSet(String path, String property, String value) {
+        peripheral(path).qomSet(property, value);
+    }
+
+    /** QMP {@code qom-get} on {@code /machine/peripheral/<id>}. */
+    public Object qomGet(String path, String property) {
+        return peripheral(path).qomGet(property);
+    }
+
+    @Override
+    public long vfioTransferred() {
+        List<VfioPciDevice> v = vfioDevices();
+        return v.isEmpty() ? -1 : v.stream().mapToLong(d -> d.migration().transferred()).sum();
     }
 
     @Override

@@ -89,6 +89,9 @@ public final class IncomingMigration implements Runnable {
     private final DeviceThreadPool loadPool = new DeviceThreadPool("mig/dst/load_", error, null);
     private volatile Map<String, String> deviceDigests;
     private volatile LoadVmDispatcher dispatcher;
+    /** switchover-ack: devices that still have to approve; the ACK goes when it reaches 0. */
+    private final java.util.concurrent.atomic.AtomicInteger ackPending = new java.util.concurrent.atomic.AtomicInteger(-1);
+    private volatile Transport.Connection ackConnection;
     /** OPEN_RETURN_PATH was received: PONG and SHUT go back on the main channel. */
     private volatile boolean returnPathOpen;
 
@@ -113,6 +116,21 @@ public final class IncomingMigration implements Runnable {
             rx.fail(e);
         }
         loadPool.abort();
+    }
+
+    /**
+     * {@code qemu_loadvm_approve_switchover}: a device (VFIO on INIT_DATA_SENT) loaded its
+     * initial precopy data; the last one sends SWITCHOVER_ACK on the return path.
+     */
+    private void approveSwitchover() {
+        int left = ackPending.decrementAndGet();
+        if (left < 0) {
+            throw new MigrationException(Category.PROTOCOL, "a device approved the switchover, but none was waiting "
+                    + "for it (no OPEN_RETURN_PATH yet, or more approvals than devices that need one)");
+        }
+        if (left == 0) {
+            sendReturnPath(ackConnection, new ReturnPathMessage.SwitchoverAck());
+        }
     }
 
     /** Where the listener is bound (resolves tcp port 0). */
@@ -200,8 +218,9 @@ public final class IncomingMigration implements Runnable {
      * state packets are dispatched into it) and before the main stream is read.
      */
     private SaveStateRegistry<SaveVmHandlers.Load> prepareDevices(MigrationConfig cfg) {
+        boolean ack = cfg.has(Capability.SWITCHOVER_ACK);
         SaveVmOptions options = new SaveVmOptions(cfg.multifd() && "none".equals(cfg.multifdCompression()),
-                subject.sendSwitchoverStart());
+                subject.sendSwitchoverStart(), ack, ack ? this::approveSwitchover : null);
         SaveStateRegistry<SaveVmHandlers.Load> reg = subject.loadRegistry(options);
         for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
             if (!e.handlers().loadStats().isEmpty()) {
@@ -316,7 +335,7 @@ public final class IncomingMigration implements Runnable {
     /** Loads the main stream with the registry up to EOF and the vmdesc trailer. */
     private LoadVmDispatcher load(Transport.Connection c) {
         QemuFileReader r = new QemuFileReader(c.channel(), "incoming migration stream from " + c.description(),
-                StreamLimits.DEFAULT);
+                StreamLimits.DEFAULT, QemuFileReader.MAIN_STREAM_BUFFER);
         reader = r;
         SaveStateRegistry<SaveVmHandlers.Load> reg = registry != null ? registry : prepareDevices(liveConfig.get());
         MultifdReceiver rx = multifd;
@@ -339,6 +358,20 @@ public final class IncomingMigration implements Runnable {
                     throw new MigrationException(Category.PROTOCOL, "OPEN_RETURN_PATH on a one-way channel");
                 }
                 returnPathOpen = true;
+                if (liveConfig.get().has(Capability.SWITCHOVER_ACK)) {
+                    // qemu_loadvm_state_switchover_ack_needed, then the ACK at once if nobody needs one
+                    int needed = 0;
+                    for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
+                        if (e.handlers().switchoverAckNeeded()) {
+                            needed++;
+                        }
+                    }
+                    ackPending.set(needed);
+                    ackConnection = c;
+                    if (needed == 0) {
+                        sendReturnPath(c, new ReturnPathMessage.SwitchoverAck());
+                    }
+                }
             }
 
             @Override
@@ -380,6 +413,9 @@ public final class IncomingMigration implements Runnable {
      * but the completed status does not when the VM stays paused.
      */
     private void completed() {
+        // the process's CPU time at completion, before the digest (tests only) hashes RAM: the
+        // benchmark's CPU seconds per GiB end here, not when its next poll sees 'completed'
+        cpuSecondsAtCompletion = processCpuSeconds();
         java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
                 "mig/dst/digest");
         deviceDigests = subject.deviceDigests(); // before the vCPUs may change device state
@@ -720,6 +756,10 @@ public final class IncomingMigration implements Runnable {
                 return;
             }
             try {
+                if (!in.main() && late) {
+                    addLateMultifd(in, timeout);
+                    return;
+                }
                 if (!in.main() && multifd == null) {
                     throw refuse(in, notMultifd(in));
                 }
@@ -745,6 +785,35 @@ public final class IncomingMigration implements Runnable {
         });
     }
 
+    /**
+     * A multifd connection after every expected channel is in: one whose 64-byte init is not a
+     * multifd init carrying this migration's UUID (random bytes, another migration's source) is
+     * refused without failing the migration in progress, its reason logged and kept in
+     * {@link #refusedConnections}; one from this migration's source (a channel id beyond
+     * multifd-channels, a duplicate, multifd at the source only) fails it with the mismatch named.
+     */
+    private void addLateMultifd(IncomingListener.Incoming in, Duration timeout) {
+        io.jmigrate.channel.PeekedChannel ch;
+        try {
+            ch = io.jmigrate.channel.PeekedChannel.extend(in.channel(), io.jmigrate.multifd.MultifdInit.SIZE,
+                    in.description(), timeout);
+            io.jmigrate.multifd.MultifdInit init = io.jmigrate.multifd.MultifdInit.decode(ch.unread(), in.description());
+            if (!java.util.Arrays.equals(init.uuid(), subject.uuid())) {
+                throw new MigrationException(Category.MISMATCH, in.description() + ": its multifd init carries "
+                        + "another UUID than this migration's");
+            }
+        } catch (RuntimeException notOurs) {
+            Transport.closeQuietly(in.channel());
+            refuseQuietly(in.description() + " after all channels were in: " + notOurs.getMessage()
+                    + " (the migration in progress goes on)");
+            return;
+        }
+        if (multifd == null) {
+            throw refuse(in, notMultifd(in));
+        }
+        multifd.addChannel(ch, in.description());
+    }
+
     /** One return-path message (PROTOCOL.md §1.10), written whole under the connection's lock. */
     private static void sendReturnPath(Transport.Connection c, ReturnPathMessage m) {
         ByteBuffer b = m.encode();
@@ -759,10 +828,24 @@ public final class IncomingMigration implements Runnable {
         }
     }
 
+    private volatile double cpuSecondsAtCompletion = -1;
+
+    private static double processCpuSeconds() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean()
+                instanceof com.sun.management.OperatingSystemMXBean os) {
+            long ns = os.getProcessCpuTime();
+            return ns < 0 ? -1 : ns / 1e9;
+        }
+        return -1;
+    }
+
     public Map<String, Object> info() {
         MigrationStatus s = state.get();
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("status", s.qmpName);
+        if (s == MigrationStatus.COMPLETED && cpuSecondsAtCompletion >= 0) {
+            m.put("x-jmigrate-cpu-seconds", cpuSecondsAtCompletion);
+        }
         if (startMillis >= 0) {
             m.put("total-time", totalTimeMs >= 0 ? totalTimeMs : System.currentTimeMillis() - startMillis);
         }

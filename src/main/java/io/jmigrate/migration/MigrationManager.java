@@ -56,6 +56,9 @@ public final class MigrationManager {
         for (Map.Entry<Capability, Boolean> e : caps) {
             c = c.withCapability(e.getKey(), e.getValue());
         }
+        if (c.has(Capability.SWITCHOVER_ACK) && !c.has(Capability.RETURN_PATH)) {
+            throw new MigrationException(Category.CONFIG, "Capability 'switchover-ack' requires capability 'return-path'");
+        }
         if (c.multifd() != config.multifd() && incoming != null && incoming.state().get().isActive()) {
             throw new MigrationException(Category.STATE, "capability 'multifd' must be set before the incoming "
                     + "migration starts (start the VM with --incoming defer, set it, then migrate-incoming)");

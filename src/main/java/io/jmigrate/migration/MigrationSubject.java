@@ -93,6 +93,14 @@ public interface MigrationSubject {
         return java.util.Map.of();
     }
 
+    /**
+     * The bytes the VFIO devices moved in the current (or last) outgoing migration, for
+     * query-migrate's {@code vfio: {transferred}}; -1 when the VM has no VFIO device.
+     */
+    default long vfioTransferred() {
+        return -1;
+    }
+
     /** Loading failed: the guest stays stopped. */
     void incomingFailed();
 }

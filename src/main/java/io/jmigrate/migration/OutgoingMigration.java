@@ -270,7 +270,8 @@ public final class OutgoingMigration implements Runnable {
         } else {
             mode = RamSaver.Mode.mainChannel(!"none".equals(config.zeroPageDetection()));
         }
-        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart());
+        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart(),
+                liveConfig.get().has(Capability.SWITCHOVER_ACK), null);
         SaveStateRegistry<SaveVmHandlers.Save> reg = subject.saveRegistry(options, ram, n -> {
             if (eventsOn()) {
                 events.emit("MIGRATION_PASS", Map.of("pass", n));
@@ -278,7 +279,8 @@ public final class OutgoingMigration implements Runnable {
         }, mode);
         SaveVmDriver d = new SaveVmDriver(reg.entries(), subject.configuration(), ram.pageSize);
         driver = d;
-        QemuFileWriter w = new QemuFileWriter(c.channel(), "migration stream to " + c.description());
+        QemuFileWriter w = new QemuFileWriter(c.channel(), "migration stream to " + c.description(),
+                QemuFileWriter.MAIN_STREAM_PAGES);
         writer = w;
         if (config.has(Capability.RETURN_PATH) && c.bidirectional()) {
             SourceReturnPath rp = new SourceReturnPath(c, error, () -> !cancelRequested && state.get().isActive());
@@ -414,6 +416,9 @@ public final class OutgoingMigration implements Runnable {
      * waits for it (holdRunUntil).
      */
     private void completed() {
+        // the process's CPU time at completion, before the digest (tests only) hashes RAM: the
+        // benchmark's CPU seconds per GiB end here, not when its next poll sees 'completed'
+        cpuSecondsAtCompletion = processCpuSeconds();
         // total-time ends with the stream, as QEMU's; the digest (for tests) is not part of it
         long total = System.currentTimeMillis() - startMillis;
         updateRates(transferred(), total);
@@ -516,7 +521,11 @@ public final class OutgoingMigration implements Runnable {
             if (pending <= threshold) {
                 pending = driver.pendingExact();
                 if (pending <= threshold) {
-                    return;
+                    if (switchoverAcked()) {
+                        return;
+                    }
+                    // migration_can_switchover: with switchover-ack, keep iterating until the ACK
+                    TimeUnit.MILLISECONDS.sleep(1);
                 }
             }
             long limitStart = window[1];
@@ -530,6 +539,18 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
         }
+    }
+
+    /**
+     * {@code migration_can_switchover}: without switchover-ack always; with it only once the
+     * destination sent SWITCHOVER_ACK (every device that needs one loaded its initial data).
+     */
+    private boolean switchoverAcked() {
+        if (!liveConfig.get().has(Capability.SWITCHOVER_ACK)) {
+            return true;
+        }
+        SourceReturnPath rp = returnPath;
+        return rp != null && rp.switchoverAcked();
     }
 
     /** Bytes on the wire so far: the main channel (as written to the socket buffer) plus every multifd channel. */
@@ -558,10 +579,24 @@ public final class OutgoingMigration implements Runnable {
     }
 
     /** {@code query-migrate}'s MigrationInfo, with QEMU's member names and types. */
+    private volatile double cpuSecondsAtCompletion = -1;
+
+    private static double processCpuSeconds() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean()
+                instanceof com.sun.management.OperatingSystemMXBean os) {
+            long ns = os.getProcessCpuTime();
+            return ns < 0 ? -1 : ns / 1e9;
+        }
+        return -1;
+    }
+
     public Map<String, Object> info() {
         MigrationStatus s = state.get();
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("status", s.qmpName);
+        if (s == MigrationStatus.COMPLETED && cpuSecondsAtCompletion >= 0) {
+            m.put("x-jmigrate-cpu-seconds", cpuSecondsAtCompletion);
+        }
         if (s == MigrationStatus.SETUP) {
             return m;
         }
@@ -608,6 +643,10 @@ public final class OutgoingMigration implements Runnable {
         r.put("postcopy-bytes", 0);
         r.put("dirty-sync-missed-zero-copy", 0);
         m.put("ram", r);
+        long vfio = subject.vfioTransferred();
+        if (vfio >= 0) {
+            m.put("vfio", Map.of("transferred", vfio));
+        }
         MigrationException e = error.get();
         if (s == MigrationStatus.FAILED && e != null) {
             m.put("error-desc", e.getMessage());

@@ -91,6 +91,11 @@ public final class QmpDispatcher {
                     vm.objectAdd(c.qomType(), c.id(), c.props());
                     yield Map.of();
                 }
+                case QmpCommand.QomSet c -> {
+                    vm.qomSet(c.path(), c.property(), c.value());
+                    yield Map.of();
+                }
+                case QmpCommand.QomGet c -> vm.qomGet(c.path(), c.property());
                 case QmpCommand.ObjectDel c -> {
                     vm.objectDel(c.id());
                     yield Map.of();
