@@ -78,7 +78,8 @@ final class DeviceStateStats {
 
     private final String side;
     private final Map<String, DeviceRecord> devices = new ConcurrentHashMap<>();
-    private final List<String> order = new java.util.concurrent.CopyOnWriteArrayList<>();
+    /** The records in creation order; a record is listed only once it is in {@link #devices}. */
+    private final List<DeviceRecord> order = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final List<Map.Entry<String, Long>> phases = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile long vmStoppedUs = -1;
     private PhaseEvent open;
@@ -109,22 +110,19 @@ final class DeviceStateStats {
         return i.getEpochSecond() * 1_000_000 + i.getNano() / 1000;
     }
 
-    /** The record of (idstr, instance), made on first use; listed in the order of first use. */
     DeviceRecord device(String idstr, int instanceId) {
-        String k = idstr + "\u0000" + instanceId;
-        DeviceRecord r = devices.get(k);
-        if (r != null) {
-            return r;
+        // listed after the map holds it (computeIfAbsent inserts only once the function
+        // returned): listing the key from inside the function let a concurrent query-migrate
+        // find the key but no record (an NPE seen during a device-state transfer)
+        boolean[] created = {false};
+        DeviceRecord r = devices.computeIfAbsent(idstr + "\u0000" + instanceId, k -> {
+            created[0] = true;
+            return new DeviceRecord(idstr, instanceId);
+        });
+        if (created[0]) {
+            order.add(r);
         }
-        synchronized (order) {
-            r = devices.get(k);
-            if (r == null) {
-                r = new DeviceRecord(idstr, instanceId);
-                devices.put(k, r); // before the key is listed: toQmp never sees a listed key without its record
-                order.add(k);
-            }
-            return r;
-        }
+        return r;
     }
 
     /** Records that {@code phase} was reached now, and commits the JFR span that ends here. */
@@ -172,8 +170,7 @@ final class DeviceStateStats {
         }
         m.put("channels", ch);
         List<Object> devs = new ArrayList<>();
-        for (String k : order) {
-            DeviceRecord d = devices.get(k);
+        for (DeviceRecord d : order) {
             Map<String, Object> e = new LinkedHashMap<>();
             e.put("idstr", d.idstr);
             e.put("instance-id", d.instanceId);
