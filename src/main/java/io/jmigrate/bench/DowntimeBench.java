@@ -42,6 +42,8 @@ import java.util.Map;
 public final class DowntimeBench {
     private static final long MAX_BANDWIDTH = 100_000_000_000L;
     private static final long POLL_MS = 50;
+    /** RAM still dirty at which a guest with devices switches over. */
+    static final long RAM_ALLOWANCE = 8L << 20;
 
     private final DowntimeConfig config;
     private final PrintStream log;
@@ -91,7 +93,7 @@ public final class DowntimeBench {
             RamImage.fill(image, config.ramBytes(), 1);
             emptyImage = image;
             CellRun empty = runCell(new DowntimeConfig.Cell(0, false, config.tableChannels()), config.emptyRuns(),
-                    versions, Timelines.NONE);
+                    versions, config.timeline() ? Timelines.LAST : Timelines.NONE);
             emptyImage = null;
             try {
                 Files.deleteIfExists(image);
@@ -109,7 +111,7 @@ public final class DowntimeBench {
                     config.link() != null ? "emulated" : "measured: median RAM throughput of the empty runs");
 
             List<DowntimeCell> cells = new ArrayList<>();
-            List<Path> timelines = new ArrayList<>();
+            List<Path> timelines = new ArrayList<>(empty.timelines);
             for (DowntimeConfig.Cell c : config.cells()) {
                 log.printf("cell %s: %d switchover(s)%n", c, config.runs());
                 CellRun r = runCell(c, config.runs(), versions, config.timeline() ? Timelines.ALL : Timelines.NONE);
@@ -236,10 +238,10 @@ public final class DowntimeBench {
             }
         }
         if (timeline) {
+            String name = cell.vfs() == 0 ? "empty" : cell.vfs() + "vf-" + (cell.multifdDeviceState() ? "on" : "off");
             for (int i = timelines == Timelines.LAST ? Math.max(0, records.size() - 1) : 0; i < records.size(); i++) {
                 Path png = config.outDir().resolve("timelines").resolve(String.format(Locale.ROOT,
-                        "timeline-%dvf-%s-%dch-run%02d.png", cell.vfs(), cell.multifdDeviceState() ? "on" : "off",
-                        cell.channels(), i + 1));
+                        "timeline-%s-%dch-run%02d.png", name, cell.channels(), i + 1));
                 TimelineChart.writePng(records.get(i).timeline(), png);
                 out.timelines.add(png);
             }
@@ -307,7 +309,19 @@ public final class DowntimeBench {
                     Map.of("capability", "return-path", "state", true))));
             v.peer.exec("migrate-set-parameters", Map.of("multifd-channels", cell.channels()));
         }
-        src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH));
+        if (cell.vfs() == 0) {
+            // the empty pair's idle guest goes over with nothing dirty: its downtime is the fixed cost alone
+            src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH, "downtime-limit", 1));
+        } else {
+            // Switchover when the pending bytes fit: pending counts a VFIO device's whole stop-copy state
+            // (as QEMU's), so with the measured bandwidth and a small downtime-limit a guest with VFs
+            // would never switch over. A set avail-switchover-bandwidth makes the threshold
+            // (bandwidth x downtime-limit) exactly: the devices' pending state plus RAM_ALLOWANCE.
+            long pendingDevices = config.flavor().countsStateAsPending() ? (long) cell.vfs() * config.stateBytes() : 0;
+            long avail = (long) Math.ceil((pendingDevices + RAM_ALLOWANCE) * 1000.0 / config.downtimeLimitMs());
+            src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH, "downtime-limit",
+                    config.downtimeLimitMs(), "avail-switchover-bandwidth", avail));
+        }
         String host = link == null ? "127.0.0.1" : dst.inSourceNs ? link.sourceAddress() : link.destinationAddress();
         dst.peer.exec("migrate-incoming", Map.of("uri", "tcp:" + host + ":0"));
         JsonNode listening = dst.peer.exec("query-migrate", null).path("socket-address");
@@ -325,8 +339,16 @@ public final class DowntimeBench {
         JsonNode info = awaitFinal(src.peer, progress);
         String status = info.path("status").asText();
         if (!status.equals("completed")) {
+            String why = "";
+            try {
+                JsonNode d = dst.peer.exec("query-migrate", null);
+                why = "; the destination says: " + d.path("status").asText()
+                        + (d.has("error-desc") ? ": " + d.get("error-desc").asText() : "");
+            } catch (MigrationException e) {
+                why = "; the destination does not answer: " + e.getMessage();
+            }
             throw new MigrationException(Category.STATE, prefix + ": migration " + status
-                    + (info.has("error-desc") ? ": " + info.get("error-desc").asText() : "") + "; source log: "
+                    + (info.has("error-desc") ? ": " + info.get("error-desc").asText() : "") + why + "; source log: "
                     + Peer.tail(src.peer.log) + "; destination log: " + Peer.tail(dst.peer.log));
         }
         JsonNode dinfo = awaitFinal(dst.peer, null);
@@ -352,10 +374,16 @@ public final class DowntimeBench {
                 mismatch == null ? "match" : "DIFFER: " + mismatch);
         log.println(line);
         String title = String.format(Locale.ROOT, "switchover %d of %d (%s): %s, multifd device state %s, %d channels",
-                run, runs, dir, cell.vfs() + (cell.vfs() == 1 ? " VF" : " VFs"), cell.multifdDeviceState() ? "on" : "off",
+                run, runs, dir, cell.vfs() == 0 ? "empty switchover (no devices, idle guest)"
+                        : cell.vfs() + (cell.vfs() == 1 ? " VF" : " VFs"), cell.multifdDeviceState() ? "on" : "off",
                 cell.channels());
+        String guest = cell.vfs() == 0 ? TimelineChart.humanBytes(config.ramBytes()) + " RAM, idle guest, no devices"
+                : String.format(Locale.ROOT, "%s RAM dirtied at %s MiB/s; %s of state per %s, read %s, write %s",
+                TimelineChart.humanBytes(config.ramBytes()), stripZeros(config.dirtyRateMiB()),
+                TimelineChart.humanBytes(config.stateBytes()), config.flavor().description(),
+                DowntimeConfig.rate(config.readRate()), DowntimeConfig.rate(config.writeRate()));
         String subtitle = String.format(Locale.ROOT, "downtime %d ms, total %d ms; %s; %s", r.downtimeMs(),
-                r.totalTimeMs(), config.describe(), link == null ? "TCP loopback" : "link " + link.spec().describe());
+                r.totalTimeMs(), guest, link == null ? "TCP loopback" : "link " + link.spec().describe());
         return new SwitchoverOutcome(r, mismatch, info, dinfo, title, subtitle);
     }
 

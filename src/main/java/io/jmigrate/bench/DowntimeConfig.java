@@ -34,12 +34,16 @@ import java.util.Set;
  * @param workDir         sockets, logs, recordings
  * @param migrationTimeout per switchover
  * @param jvmArgs         JVM options of the VM processes
+ * @param downtimeLimitMs the sources' {@code downtime-limit}: switchover once the RAM still dirty
+ *                        would take at most this long (the empty pair uses 1 ms, so its guest
+ *                        switches over with nothing left to send)
  */
 public record DowntimeConfig(long ramBytes, double dirtyRateMiB, List<Integer> vfs, List<Integer> channels, int runs,
                              int emptyRuns, DeviceFlavor flavor, long stateBytes, long readRate, long writeRate,
                              LinkSpec link, boolean timeline, Path outDir, Path workDir, Duration migrationTimeout,
-                             List<String> jvmArgs) {
+                             List<String> jvmArgs, long downtimeLimitMs) {
     public static final int DEFAULT_RUNS = 20;
+    public static final long DEFAULT_DOWNTIME_LIMIT_MS = 50;
 
     public DowntimeConfig {
         vfs = List.copyOf(vfs);
@@ -62,6 +66,10 @@ public record DowntimeConfig(long ramBytes, double dirtyRateMiB, List<Integer> v
                 throw new MigrationException(Category.CONFIG, "--channels " + c + " is outside 1..255 "
                         + "(multifd-channels)");
             }
+        }
+        if (downtimeLimitMs < 1 || downtimeLimitMs > 2_000_000) {
+            throw new MigrationException(Category.CONFIG, "--downtime-limit " + downtimeLimitMs + " ms is outside "
+                    + "1..2000000 (QEMU's downtime-limit range)");
         }
         if (runs < 1 || emptyRuns < 1) {
             throw new MigrationException(Category.CONFIG, "--runs must be at least 1, got " + runs);
@@ -110,9 +118,9 @@ public record DowntimeConfig(long ramBytes, double dirtyRateMiB, List<Integer> v
     /** The parameters line of the report header. */
     public String describe() {
         return String.format(Locale.ROOT, "%s RAM, guest dirtying %s; %s per device (%s), read %s, write %s; "
-                        + "%d switchover(s) per cell, %d for the empty switchover; return-path on",
+                        + "%d switchover(s) per cell, %d for the empty switchover; return-path on, downtime-limit %d ms",
                 TimelineChart.humanBytes(ramBytes), dirtyRateMiB == 0 ? "nothing" : dirtyRateMiB + " MiB/s",
                 TimelineChart.humanBytes(stateBytes), flavor.description(), rate(readRate), rate(writeRate), runs,
-                emptyRuns);
+                emptyRuns, downtimeLimitMs);
     }
 }

@@ -66,17 +66,21 @@ public final class BenchDowntimeCommand implements Callable<Integer> {
             description = "the device that models a VF (default vfio-emu)", defaultValue = "vfio-emu")
     String device;
 
-    @Option(names = "--state-size", paramLabel = "SIZE", description = "each device's state (default 64M)",
-            defaultValue = "64M")
+    @Option(names = "--state-size", paramLabel = "SIZE",
+            description = "each device's state (default 100M, about a ConnectX-7 VF's)", defaultValue = "100M")
     String stateSize;
 
     @Option(names = "--read-rate", paramLabel = "SIZE/s",
-            description = "each device's read rate, 0 = unpaced (default 256M)", defaultValue = "256M")
+            description = "each device's read rate, 0 = unpaced (default 220M)", defaultValue = "220M")
     String readRate;
 
     @Option(names = "--write-rate", paramLabel = "SIZE/s",
-            description = "each device's write rate, 0 = unpaced (default 256M)", defaultValue = "256M")
+            description = "each device's write rate, 0 = unpaced (default 220M)", defaultValue = "220M")
     String writeRate;
+
+    @Option(names = "--downtime-limit", paramLabel = "MS",
+            description = "the sources' downtime-limit (default 50)", defaultValue = "50")
+    long downtimeLimit;
 
     @Option(names = "--timeout", paramLabel = "SECONDS", description = "per switchover (default 300)",
             defaultValue = "300")
@@ -112,7 +116,7 @@ public final class BenchDowntimeCommand implements Callable<Integer> {
                 emptyRuns != null ? emptyRuns : Math.min(runs, 10), flavor, VmConfig.parseSize(stateSize),
                 rate(readRate), rate(writeRate), link == null ? null : LinkSpec.parse(link), timeline,
                 out.toAbsolutePath(), dir, Duration.ofSeconds(timeout),
-                jvmArgs.isEmpty() ? List.of("-Xmx512m") : jvmArgs);
+                jvmArgs.isEmpty() ? List.of("-Xmx512m") : jvmArgs, downtimeLimit);
         try {
             DowntimeBench.Result r = new DowntimeBench(cfg, err, false).run();
             System.out.println();

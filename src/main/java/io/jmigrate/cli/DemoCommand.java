@@ -56,12 +56,12 @@ public final class DemoCommand implements Callable<Integer> {
             defaultValue = "vfio-emu")
     String device;
 
-    @Option(names = "--state-size", paramLabel = "SIZE", description = "each VF's state (default 64M)",
-            defaultValue = "64M")
+    @Option(names = "--state-size", paramLabel = "SIZE",
+            description = "each VF's state (default 100M, about a ConnectX-7 VF's)", defaultValue = "100M")
     String stateSize;
 
-    @Option(names = "--rate", paramLabel = "SIZE/s", description = "each VF's read and write rate (default 256M)",
-            defaultValue = "256M")
+    @Option(names = "--rate", paramLabel = "SIZE/s", description = "each VF's read and write rate (default 220M)",
+            defaultValue = "220M")
     String rate;
 
     @Option(names = "--link", paramLabel = "RATE[,delay=D]",
@@ -91,7 +91,8 @@ public final class DemoCommand implements Callable<Integer> {
         long r = BenchDowntimeCommand.rate(rate);
         DowntimeConfig cfg = new DowntimeConfig(VmConfig.parseSize(ram), dirtyRate, List.of(vfs), List.of(channels),
                 runs, 1, flavor, VmConfig.parseSize(stateSize), r, r, link == null ? null : LinkSpec.parse(link),
-                true, out.toAbsolutePath(), dir, Duration.ofSeconds(300), List.of("-Xmx512m"));
+                true, out.toAbsolutePath(), dir, Duration.ofSeconds(300), List.of("-Xmx512m"),
+                DowntimeConfig.DEFAULT_DOWNTIME_LIMIT_MS);
         o.printf("jmigrate demo: a guest with %s of RAM (dirtied at %s MiB/s) and %d %s(s) of %s state each "
                         + "(read and write at %s/s), %d multifd channels, %s%n", ram, fmt(dirtyRate), vfs,
                 flavor.description(), stateSize, rate, channels, link == null ? "TCP loopback" : "link " + link);

@@ -6,6 +6,7 @@ import jdk.jfr.Description;
 import jdk.jfr.Event;
 import jdk.jfr.Label;
 import jdk.jfr.Name;
+import jdk.jfr.StackTrace;
 
 /**
  * JFR events for device-state packets, one per packet (QEMU's trace events
@@ -18,10 +19,17 @@ public final class DeviceStateEvents {
     private DeviceStateEvents() {
     }
 
+    /** Initialises both event classes (their first use is slow), before any migration thread needs them. */
+    public static void warmUp() {
+        new Sent().shouldCommit();
+        new Received().shouldCommit();
+    }
+
     @Name("io.jmigrate.DeviceStatePacketSent")
     @Label("Device-state packet sent")
     @Category({"jmigrate", "multifd"})
     @Description("One multifd device-state packet written to its channel")
+    @StackTrace(false)
     public static final class Sent extends Event {
         @Label("Channel")
         public int channel;
@@ -38,6 +46,7 @@ public final class DeviceStateEvents {
     @Label("Device-state packet received")
     @Category({"jmigrate", "multifd"})
     @Description("One multifd device-state packet read and handed to its device")
+    @StackTrace(false)
     public static final class Received extends Event {
         @Label("Channel")
         public int channel;

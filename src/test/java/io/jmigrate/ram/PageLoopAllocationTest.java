@@ -215,13 +215,14 @@ class PageLoopAllocationTest {
             MultifdSender tx = new MultifdSender(cfg, List.of(pipe.sink()), srcErr);
             MultifdReceiver rxs = new MultifdReceiver(cfg, name -> name.equals("pc.ram") ? dstBlock : null,
                     (id, inst, data) -> { }, dstErr);
+            java.util.Set<Thread> before = Thread.getAllStackTraces().keySet();
             tx.start();
             // RAM packet: 1344-byte header per 128 pages
             long perPage = PS + (320 + 8 * 128) / 128;
             rxs.addChannel(new DroppingChannel(pipe.source(), dst.segment(), perPage), "pipe");
             rxs.awaitChannels();
-            Thread send0 = thread("mig/src/send_0");
-            Thread recv0 = thread("mig/dst/recv_0");
+            Thread send0 = thread("mig/src/send_0", before);
+            Thread recv0 = thread("mig/dst/recv_0", before);
             CountDownLatch pass2 = new CountDownLatch(1);
             long[] recvBytes = new long[2];
             CompletableFuture<Void> mainLoader = CompletableFuture.runAsync(() -> {
@@ -269,8 +270,14 @@ class PageLoopAllocationTest {
         }
     }
 
-    private static Thread thread(String name) {
-        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals(name)).findFirst()
-                .orElseThrow(() -> new AssertionError("no thread " + name));
+    /**
+     * This test's thread {@code name}: the one started after {@code before} was taken (the test
+     * JVM runs other test classes first, and a thread of theirs may still carry the name).
+     */
+    private static Thread thread(String name, java.util.Set<Thread> before) {
+        List<Thread> mine = Thread.getAllStackTraces().keySet().stream()
+                .filter(t -> t.getName().equals(name) && !before.contains(t)).toList();
+        assertThat(mine).as("threads named %s started by this test", name).hasSize(1);
+        return mine.getFirst();
     }
 }
