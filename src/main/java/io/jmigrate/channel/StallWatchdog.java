@@ -108,18 +108,29 @@ public final class StallWatchdog implements AutoCloseable {
             return true;
         }
         long now = clock.getAsLong();
+        // every channel stalled, oldest first: one stall often stops the destination reading others
+        List<Watched> stalled = new java.util.ArrayList<>();
         for (Watched w : channels) {
             long since = w.writingSince;
             if (since != IDLE && now - since >= timeout.toNanos()) {
-                fired = true;
-                onStall.accept(new MigrationException(Category.TIMEOUT, w.name + " stalled: a write made no "
-                        + "progress for " + Durations.human(Duration.ofNanos(now - since)) + " (x-jmigrate-stall-timeout "
-                        + Durations.human(timeout) + ") after " + w.written + " bytes; the destination stopped "
-                        + "reading it"));
-                return true;
+                stalled.add(w);
             }
         }
-        return false;
+        if (stalled.isEmpty()) {
+            return false;
+        }
+        stalled.sort(java.util.Comparator.comparingLong(w -> w.writingSince));
+        fired = true;
+        java.util.StringJoiner sj = new java.util.StringJoiner("; ");
+        for (Watched w : stalled) {
+            long since = w.writingSince;
+            sj.add(w.name + " made no progress for " + Durations.human(Duration.ofNanos(now - Math.min(since, now)))
+                    + " after " + w.written + " bytes");
+        }
+        String names = stalled.stream().map(w -> w.name).reduce((a, b) -> a + ", " + b).orElseThrow();
+        onStall.accept(new MigrationException(Category.TIMEOUT, names + " stalled: the destination stopped reading ("
+                + sj + "; x-jmigrate-stall-timeout " + Durations.human(timeout) + ")"));
+        return true;
     }
 
     /** Stops the watchdog thread; the channels stay open (their owner closes them). */

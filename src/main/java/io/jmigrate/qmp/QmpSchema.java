@@ -41,7 +41,7 @@ import java.util.function.Function;
  * → {"execute": "object-add", "arguments": {"qom-type": "authz-list", "id": "auth0", "policy": "deny",
  *    "rules": [{"match": "CN=src.example.com,O=Example", "policy": "allow"}]}}
  * → {"execute": "object-del", "arguments": {"id": "auth0"}}
- * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": ""}}
+ * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": "", "current": "cd34…"}}
  * → {"execute": "x-jmigrate-query-workload"}    ← {"return": {"enabled": true, "ok": true, …}}
  * events: MIGRATION {"status"}, MIGRATION_PASS {"pass"}, STOP {}, RESUME {}
  * </pre>
