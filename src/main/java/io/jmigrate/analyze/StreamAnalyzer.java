@@ -135,6 +135,9 @@ public final class StreamAnalyzer {
     private final Map<Long, Map.Entry<String, JsonNode>> stateById = new LinkedHashMap<>();
     /** Iterative sections opened by START: id to key. */
     private final Map<Long, DeviceKey> open = new HashMap<>();
+    /** VFIO devices' section decoders, and the section id each one's state entry is listed under. */
+    private final Map<DeviceKey, io.jmigrate.vfio.VfioSectionDecoder> vfio = new LinkedHashMap<>();
+    private final Map<DeviceKey, Long> vfioFirstId = new HashMap<>();
     private RamState ram;
     private long eofOffset = -1;
     private long vmdescOffset = -1;
@@ -347,9 +350,18 @@ public final class StreamAnalyzer {
                 open.put(id, key);
             }
             ramSection(id, where);
+        } else if (io.jmigrate.vfio.VfioSectionDecoder.isVfio(key.idstr())) {
+            if (type == SectionType.START) {
+                open.put(id, key);
+            }
+            io.jmigrate.vfio.VfioSectionDecoder dec = vfio.computeIfAbsent(key,
+                    k -> new io.jmigrate.vfio.VfioSectionDecoder(k.idstr()));
+            long firstId = vfioFirstId.computeIfAbsent(key, k -> id);
+            dec.section(r, type, where);
+            stateById.put(firstId, Map.entry(key.idstr() + " (" + firstId + ")", dec.summary()));
         } else {
             if (type != SectionType.FULL) {
-                throw r.fail(Category.PROTOCOL, at, where + ": iterative sections other than 'ram' have no generic "
+                throw r.fail(Category.PROTOCOL, at, where + ": iterative sections other than 'ram' and VFIO have no generic "
                         + "format and cannot be decoded");
             }
             VmsdStruct desc = vmdesc == null ? null : vmdesc.devices().get(key);

@@ -187,7 +187,7 @@ public final class DowntimeReport {
                     .append(c.channels()).append(" | ").append(c.runs().size()).append(" | ");
             if (!c.hasRuns()) {
                 sb.append("- | - | - | - | - | - | - | - | ").append(c.failure() == null ? "not run" : "FAILED: "
-                        + c.failure().replace("|", "\\|")).append(" |\n");
+                        + c.failure().replace("|", "\\|").replace("\n", " ")).append(" |\n");
                 continue;
             }
             Percentiles d = c.downtime();
@@ -197,7 +197,7 @@ public final class DowntimeReport {
                     .append(c.typicalBound().explain()).append(" | ").append(ratio(c.overBound())).append(" | ")
                     .append(c.allDigestsMatch() ? "all match" : "MISMATCH")
                     .append(c.failure() != null ? "; FAILED after " + c.runs().size() + " runs: "
-                            + c.failure().replace("|", "\\|") : "").append(" |\n");
+                            + c.failure().replace("|", "\\|").replace("\n", " ") : "").append(" |\n");
         }
         return sb.toString();
     }

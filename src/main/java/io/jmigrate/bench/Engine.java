@@ -19,8 +19,16 @@ public sealed interface Engine {
     /** The command line of a paused source VM whose RAM is {@code image} (share=on). */
     List<String> sourceCommand(String name, long ramBytes, Path image, Path qmpSocket);
 
-    /** The command line of a paused destination VM with its own RAM, waiting for migrate-incoming. */
-    List<String> destinationCommand(String name, long ramBytes, Path qmpSocket);
+    /**
+     * The command line of a paused destination VM with its own anonymous RAM, waiting for
+     * migrate-incoming; {@code prealloc} faults all of it in before the VM starts.
+     */
+    List<String> destinationCommand(String name, long ramBytes, Path qmpSocket, boolean prealloc);
+
+    /** What the destination's RAM is, in QEMU's terms, for the report. */
+    static String destinationBackend(boolean prealloc) {
+        return "memory-backend-ram" + (prealloc ? ",prealloc=on" : " (faulted in lazily)");
+    }
 
     /**
      * jmigrate's own {@code jmigrate vm}, started as {@code launcher... vm ...} with the
@@ -28,9 +36,21 @@ public sealed interface Engine {
      *
      * @param launcher the command that runs jmigrate's main class (java, JVM options, -jar or -cp)
      */
-    record Jmigrate(List<String> launcher) implements Engine {
+    record Jmigrate(String label, List<String> launcher) implements Engine {
         public Jmigrate {
             launcher = List.copyOf(launcher);
+        }
+
+        public Jmigrate(List<String> launcher) {
+            this("jmigrate", launcher);
+        }
+
+        /** The same jmigrate under another label with more JVM options (an A/B variant in one run). */
+        public Jmigrate variant(String newLabel, List<String> moreJvmArgs) {
+            List<String> cmd = new ArrayList<>(launcher);
+            int at = Math.max(1, cmd.indexOf("-jar") >= 0 ? cmd.indexOf("-jar") : cmd.indexOf("-cp"));
+            cmd.addAll(at, moreJvmArgs);
+            return new Jmigrate(newLabel, cmd);
         }
 
         /** The launcher for the jmigrate this process runs from (its java, its jar or class path). */
@@ -49,6 +69,17 @@ public sealed interface Engine {
                 code = null;
             }
             if (code != null && Files.isRegularFile(code)) {
+                // the AOT cache bin/jmigrate built for this jar, if it is not older than the jar
+                Path aot = code.resolveSibling("jmigrate.aot");
+                try {
+                    if (Files.isRegularFile(aot)
+                            && !Files.getLastModifiedTime(aot).toInstant().isBefore(
+                                    Files.getLastModifiedTime(code).toInstant())) {
+                        cmd.add(cmd.size() - jvmArgs.size(), "-XX:AOTCache=" + aot);
+                    }
+                } catch (java.io.IOException e) {
+                    // no cache: the VMs start without it
+                }
                 cmd.add("-jar");
                 cmd.add(code.toString());
             } else {
@@ -60,11 +91,6 @@ public sealed interface Engine {
         }
 
         @Override
-        public String label() {
-            return "jmigrate";
-        }
-
-        @Override
         public List<String> sourceCommand(String name, long ramBytes, Path image, Path qmpSocket) {
             List<String> c = new ArrayList<>(launcher);
             c.addAll(List.of("vm", "--name", name, "--machine", "none", "-m", (ramBytes >> 20) + "M",
@@ -73,9 +99,10 @@ public sealed interface Engine {
         }
 
         @Override
-        public List<String> destinationCommand(String name, long ramBytes, Path qmpSocket) {
+        public List<String> destinationCommand(String name, long ramBytes, Path qmpSocket, boolean prealloc) {
             List<String> c = new ArrayList<>(launcher);
             c.addAll(List.of("vm", "--name", name, "--machine", "none", "-m", (ramBytes >> 20) + "M", "-S",
+                    "--memory-backend", prealloc ? "ram,prealloc=on" : "ram",
                     "--incoming", "defer", "--qmp", "unix:" + qmpSocket));
             return c;
         }
@@ -131,8 +158,9 @@ public sealed interface Engine {
         }
 
         @Override
-        public List<String> destinationCommand(String name, long ramBytes, Path qmpSocket) {
-            List<String> c = common(name, ramBytes, "memory-backend-ram", qmpSocket);
+        public List<String> destinationCommand(String name, long ramBytes, Path qmpSocket, boolean prealloc) {
+            List<String> c = common(name, ramBytes, "memory-backend-ram" + (prealloc ? ",prealloc=on" : ""),
+                    qmpSocket);
             c.addAll(List.of("-incoming", "defer"));
             return c;
         }

@@ -77,6 +77,36 @@ final class Peer implements AutoCloseable {
         return q.path("major").asInt() + "." + q.path("minor").asInt() + "." + q.path("micro").asInt();
     }
 
+    /** User + system CPU seconds the process has used so far ({@code /proc/PID/stat}), or -1. */
+    double cpuSeconds() {
+        try {
+            String stat = Files.readString(Path.of("/proc", Long.toString(process.pid()), "stat"));
+            // the command name (field 2) is in parentheses and may hold spaces: count from after it
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            long ticks = Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime, stime (fields 14, 15)
+            return ticks / (double) CLOCK_TICKS;
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
+    /** Peak resident set size in bytes ({@code VmHWM} of {@code /proc/PID/status}), or -1. */
+    long peakRssBytes() {
+        try {
+            for (String l : Files.readAllLines(Path.of("/proc", Long.toString(process.pid()), "status"))) {
+                if (l.startsWith("VmHWM:")) {
+                    return Long.parseLong(l.substring(6).trim().split("\\s+")[0]) << 10;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // gone or not Linux
+        }
+        return -1;
+    }
+
+    /** USER_HZ: Linux reports CPU times in 1/100 s on every architecture jmigrate runs on. */
+    private static final int CLOCK_TICKS = 100;
+
     /** The last lines of the process's output, for error messages. */
     static String tail(Path log) {
         try {

@@ -9,7 +9,7 @@ import java.util.Locale;
  *
  * <p>On a terminal it is one line redrawn in place ({@code \r}) with a bar:
  * <pre>
- *   a→b [##########..........]  52%  active  RAM 532/1024 MiB  dev 0 B  4.21 Gbit/s  exp. downtime 38 ms
+ *   a→b [##########..........]  active  RAM 52% (532/1024 MiB)  dev 0 B  4.21 Gbit/s  exp. downtime 38 ms
  * </pre>
  * Anywhere else (a pipe, a file, CI) it prints plain lines instead: one when the phase changes
  * and at most one per {@code plainInterval} otherwise, and a final line when the migration ends.
@@ -80,20 +80,20 @@ public final class ProgressDisplay {
     /** The terminal line. */
     public String barLine(Progress p) {
         int filled = (int) Math.round(p.ramPercent() / 100 * BAR);
-        return String.format(Locale.ROOT, "%s[%s%s] %3.0f%%  %s", prefix.isEmpty() ? "" : prefix + " ",
-                "#".repeat(filled), ".".repeat(BAR - filled), p.ramPercent(), fields(p));
+        return String.format(Locale.ROOT, "%s[%s%s]  %s", prefix.isEmpty() ? "" : prefix + " ",
+                "#".repeat(filled), ".".repeat(BAR - filled), fields(p));
     }
 
     /** The plain line. */
     public String plainLine(Progress p) {
-        return String.format(Locale.ROOT, "%sRAM %3.0f%%  %s", prefix.isEmpty() ? "" : prefix + " ", p.ramPercent(),
-                fields(p));
+        return (prefix.isEmpty() ? "" : prefix + " ") + fields(p);
     }
 
     private static String fields(Progress p) {
         StringBuilder sb = new StringBuilder();
         sb.append(p.phase());
-        sb.append(String.format(Locale.ROOT, "  RAM %d/%d MiB", p.ramDone() >> 20, p.ramTotal() >> 20));
+        sb.append(String.format(Locale.ROOT, "  RAM %.0f%% (%d/%d MiB)", p.ramPercent(), p.ramDone() >> 20,
+                p.ramTotal() >> 20));
         sb.append("  dev ").append(TimelineChart.humanBytes(p.deviceStateBytes()));
         sb.append(String.format(Locale.ROOT, "  %.2f Gbit/s", p.mbps() / 1000));
         if (p.downtimeMs() >= 0) {

@@ -174,7 +174,7 @@ public final class ThroughputBench {
         Path srcSock = dir.resolve(tag + "-src.qmp");
         Path dstSock = dir.resolve(tag + "-dst.qmp");
         try (Peer dst = Peer.start(engine.label() + " destination",
-                engine.destinationCommand("bench-dst", config.ramBytes(), dstSock), dstSock,
+                engine.destinationCommand("bench-dst", config.ramBytes(), dstSock, config.dstPrealloc()), dstSock,
                 dir.resolve(tag + "-dst.log"));
              Peer src = Peer.start(engine.label() + " source",
                      engine.sourceCommand("bench-src", config.ramBytes(), image, srcSock), srcSock,
@@ -206,8 +206,11 @@ public final class ThroughputBench {
             int port = freePort();
             String uri = "tcp:127.0.0.1:" + port;
             dst.exec("migrate-incoming", Map.of("uri", uri));
+            double srcCpu0 = src.cpuSeconds();
+            double dstCpu0 = dst.cpuSeconds();
             src.exec("migrate", Map.of("uri", uri));
             JsonNode info = awaitFinal(src, "source");
+            double srcCpu = cpuSince(src, srcCpu0);
             String status = info.path("status").asText();
             if (!status.equals("completed")) {
                 throw new MigrationException(Category.STATE, engine.label() + " migration " + status
@@ -215,6 +218,8 @@ public final class ThroughputBench {
                         + "; source log: " + Peer.tail(src.log) + "; destination log: " + Peer.tail(dst.log));
             }
             JsonNode dinfo = awaitFinal(dst, "destination");
+            double dstCpu = cpuSince(dst, dstCpu0);
+            long dstRss = dst.peakRssBytes();
             if (!dinfo.path("status").asText().equals("completed")) {
                 throw new MigrationException(Category.STATE, engine.label() + " destination ended "
                         + dinfo.path("status").asText() + (dinfo.has("error-desc") ? ": "
@@ -233,8 +238,13 @@ public final class ThroughputBench {
             JsonNode ram = info.path("ram");
             return new RunResult(info.path("total-time").asLong(), info.path("setup-time").asLong(-1),
                     info.path("downtime").asLong(-1), ram.path("transferred").asLong(),
-                    ram.path("multifd-bytes").asLong());
+                    ram.path("multifd-bytes").asLong(), srcCpu, dstCpu, dstRss);
         }
+    }
+
+    private static double cpuSince(Peer p, double before) {
+        double now = p.cpuSeconds();
+        return before < 0 || now < 0 ? -1 : now - before;
     }
 
     private JsonNode awaitFinal(Peer p, String side) {

@@ -22,10 +22,12 @@ import java.util.List;
  * @param compressions    multifd-compression methods ("zlib", "zstd") that get rows of their own, each
  *                        migrated with {@code compressionChannels} channels (an empty list runs none)
  * @param compressionChannels the channel count of the compressed rows (1..255)
+ * @param dstPrealloc     both engines' destinations preallocate their RAM ({@code prealloc=on}) instead
+ *                        of faulting it in during the migration
  */
 public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns,
                                long seed, long maxBandwidth, Path workDir, Duration migrationTimeout,
-                               List<String> compressions, int compressionChannels) {
+                               List<String> compressions, int compressionChannels, boolean dstPrealloc) {
     public static final int MIN_RUNS = 3;
     /** 100 GB/s: far above what loopback does, so it never limits (as the test data used). */
     public static final long DEFAULT_MAX_BANDWIDTH = 100_000_000_000L;
@@ -66,6 +68,14 @@ public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean pr
         if (maxBandwidth <= 0) {
             throw new MigrationException(Category.CONFIG, "max-bandwidth must be positive");
         }
+    }
+
+    /** Destinations that fault their RAM in lazily. */
+    public ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns, long seed,
+                            long maxBandwidth, Path workDir, Duration migrationTimeout, List<String> compressions,
+                            int compressionChannels) {
+        this(ramBytes, channels, precopy, runs, minRuns, seed, maxBandwidth, workDir, migrationTimeout, compressions,
+                compressionChannels, false);
     }
 
     /** The uncompressed modes only (precopy and multifd), as the first benchmark had them. */

@@ -45,7 +45,12 @@ public final class ThroughputReport {
      * @param low   jmigrate's slowest run over QEMU's fastest
      * @param high  jmigrate's fastest run over QEMU's slowest
      */
-    public record Ratio(ThroughputConfig.Mode mode, String qemu, double ratio, double low, double high) {
+    public record Ratio(ThroughputConfig.Mode mode, String qemu, double ratio, double low, double high,
+                        String engine) {
+        public Ratio(ThroughputConfig.Mode mode, String qemu, double ratio, double low, double high) {
+            this(mode, qemu, ratio, low, high, "jmigrate");
+        }
+
         public int channels() {
             return mode.channels();
         }
@@ -59,12 +64,15 @@ public final class ThroughputReport {
             }
             Stats js = gbps(j);
             for (ThroughputBench.Row q : rows) {
-                if (q.isJmigrate() || !q.mode.equals(j.mode) || q.runs.isEmpty() || q.failure != null) {
+                // QEMU rows, and the plain jmigrate row for an A/B variant of jmigrate
+                boolean baseline = !q.isJmigrate() || (q.engine.label().equals("jmigrate")
+                        && !j.engine.label().equals("jmigrate"));
+                if (!baseline || !q.mode.equals(j.mode) || q.runs.isEmpty() || q.failure != null) {
                     continue;
                 }
                 Stats qs = gbps(q);
                 out.add(new Ratio(j.mode, q.label, js.median() / qs.median(), js.min() / qs.max(),
-                        js.max() / qs.min()));
+                        js.max() / qs.min(), j.label));
             }
         }
         return out;
@@ -78,6 +86,24 @@ public final class ThroughputReport {
         return Stats.of(r.runs.stream().map(x -> (double) x.totalTimeMs()).toList());
     }
 
+    /** CPU seconds per GiB of guest RAM on one side (median), or NaN when not measured. */
+    private double cpuPerGib(ThroughputBench.Row r, boolean source) {
+        List<Double> v = r.runs.stream().map(x -> source ? x.srcCpuSeconds() : x.dstCpuSeconds())
+                .filter(c -> c >= 0).map(c -> c / (config.ramBytes() / (double) (1L << 30))).toList();
+        return v.isEmpty() ? Double.NaN : Stats.of(v).median();
+    }
+
+    /** The destination's peak RSS over guest RAM (median), or NaN. */
+    private double rssRatio(ThroughputBench.Row r) {
+        List<Double> v = r.runs.stream().filter(x -> x.dstPeakRss() >= 0)
+                .map(x -> x.dstPeakRss() / (double) config.ramBytes()).toList();
+        return v.isEmpty() ? Double.NaN : Stats.of(v).median();
+    }
+
+    private static String num(double v, String fmt) {
+        return Double.isNaN(v) ? "-" : String.format(Locale.ROOT, fmt, v);
+    }
+
 
     /** The human-readable table. */
     public String table() {
@@ -89,8 +115,12 @@ public final class ThroughputReport {
             sb.append(String.format("WARNING: %d run(s) is below the minimum of %d: not a valid benchmark report%n",
                     config.runs(), ThroughputConfig.MIN_RUNS));
         }
-        sb.append(String.format(Locale.ROOT, "%n%-14s %-8s %3s  %-28s  %-26s%n", "engine", "mode", "ch",
-                "total time ms: median [range]", "GB/s: median [range]"));
+        sb.append(String.format(Locale.ROOT, "source RAM: memory-backend-file,share=on over the image in the work "
+                + "directory; destination RAM: %s (both engines alike)%n", Engine.destinationBackend(config.dstPrealloc())));
+        sb.append(String.format(Locale.ROOT, "%n%-14s %-8s %3s  %-28s  %-26s  %-9s %-9s %s%n", "engine", "mode", "ch",
+                "total time ms: median [range]", "GB/s: median [range]", "CPU s/GiB", "", "dst peak RSS"));
+        sb.append(String.format(Locale.ROOT, "%-14s %-8s %3s  %-28s  %-26s  %-9s %-9s %s%n", "", "", "", "", "",
+                "source", "dest", "/ guest RAM"));
         for (ThroughputBench.Row r : rows) {
             String ch = r.channels == 0 ? "-" : Integer.toString(r.channels);
             String head = String.format(Locale.ROOT, "%-14s %-8s %3s  ", r.label, r.mode.label(), ch);
@@ -105,19 +135,21 @@ public final class ThroughputReport {
             }
             Stats t = millis(r);
             Stats g = gbps(r);
-            sb.append(head).append(String.format(Locale.ROOT, "%-28s  %-26s%n",
+            sb.append(head).append(String.format(Locale.ROOT, "%-28s  %-26s  %-9s %-9s %s%n",
                     String.format(Locale.ROOT, "%.0f [%.0f-%.0f]", t.median(), t.min(), t.max()),
-                    String.format(Locale.ROOT, "%.3f [%.3f-%.3f]", g.median(), g.min(), g.max())));
+                    String.format(Locale.ROOT, "%.3f [%.3f-%.3f]", g.median(), g.min(), g.max()),
+                    num(cpuPerGib(r, true), "%.2f"), num(cpuPerGib(r, false), "%.2f"), num(rssRatio(r), "%.2f")));
         }
         List<Ratio> ratios = ratios();
         if (!ratios.isEmpty()) {
             sb.append(String.format(Locale.ROOT, "%njmigrate/QEMU speed ratio (median GB/s over median GB/s; "
                     + ">1 = jmigrate faster; range = worst-best pairing of runs)%n"));
-            sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %s%n", "mode", "ch", "vs", "ratio [range]"));
+            sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %-14s %s%n", "mode", "ch", "engine", "vs",
+                    "ratio [range]"));
             for (Ratio q : ratios) {
-                sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %.2f [%.2f-%.2f]%n", q.mode().label(),
-                        q.channels() == 0 ? "-" : Integer.toString(q.channels()), q.qemu(), q.ratio(), q.low(),
-                        q.high()));
+                sb.append(String.format(Locale.ROOT, "%-8s %3s  %-14s %-14s %.2f [%.2f-%.2f]%n", q.mode().label(),
+                        q.channels() == 0 ? "-" : Integer.toString(q.channels()), q.engine(), q.qemu(), q.ratio(),
+                        q.low(), q.high()));
             }
         } else if (rows.stream().noneMatch(r -> !r.isJmigrate())) {
             sb.append(String.format("%nno QEMU was run (qemu-system-x86_64 not found, or --no-qemu): no ratios%n"));
@@ -140,6 +172,8 @@ public final class ThroughputReport {
         c.put("valid", config.runs() >= ThroughputConfig.MIN_RUNS);
         c.put("max-bandwidth", config.maxBandwidth());
         c.put("transport", "tcp loopback");
+        c.put("source-memory", "memory-backend-file,share=on");
+        c.put("destination-memory", Engine.destinationBackend(config.dstPrealloc()));
         ArrayNode chs = c.putArray("channels");
         config.channels().forEach(chs::add);
         c.put("precopy", config.precopy());
@@ -171,6 +205,9 @@ public final class ThroughputReport {
                 ro.put("transferred-bytes", x.transferred());
                 ro.put("multifd-bytes", x.multifdBytes());
                 ro.put("gbps", round(x.gbps(config.ramBytes())));
+                ro.put("src-cpu-seconds", round(x.srcCpuSeconds()));
+                ro.put("dst-cpu-seconds", round(x.dstCpuSeconds()));
+                ro.put("dst-peak-rss-bytes", x.dstPeakRss());
             }
             if (!r.runs.isEmpty() && r.failure == null) {
                 Stats t = millis(r);
@@ -183,6 +220,15 @@ public final class ThroughputReport {
                 gg.put("median", round(g.median()));
                 gg.put("min", round(g.min()));
                 gg.put("max", round(g.max()));
+                if (!Double.isNaN(cpuPerGib(r, true))) {
+                    o.put("src-cpu-seconds-per-gib", round(cpuPerGib(r, true)));
+                }
+                if (!Double.isNaN(cpuPerGib(r, false))) {
+                    o.put("dst-cpu-seconds-per-gib", round(cpuPerGib(r, false)));
+                }
+                if (!Double.isNaN(rssRatio(r))) {
+                    o.put("dst-peak-rss-over-ram", round(rssRatio(r)));
+                }
             }
         }
         ArrayNode rs = root.putArray("ratios");
@@ -191,6 +237,7 @@ public final class ThroughputReport {
             o.put("mode", q.channels() == 0 ? "precopy" : "multifd");
             o.put("channels", q.channels());
             o.put("compression", q.mode().compression());
+            o.put("engine", q.engine());
             o.put("vs", q.qemu());
             o.put("ratio", round(q.ratio()));
             o.put("low", round(q.low()));

@@ -77,7 +77,21 @@ public final class TimelineChart {
         Font bold = new Font(Font.SANS_SERIF, Font.BOLD, 13);
 
         long t0 = Math.min(0, t.startNs());
-        long t1 = Math.max(t.endNs(), t0 + 1_000_000);
+        // the axis ends a little after the last span; markers much later than that (a destination
+        // that resumes seconds after it loaded) are listed at the right edge with their times
+        long spanEnd = t.lanes().stream().mapToLong(Timeline.Lane::lastEnd).max().orElse(Long.MIN_VALUE);
+        long t1;
+        if (spanEnd == Long.MIN_VALUE) {
+            t1 = t.endNs();
+        } else {
+            long limit = spanEnd + Math.max(1_000_000, (spanEnd - t0) / 4);
+            t1 = Math.max(spanEnd, t.markers().stream().mapToLong(Timeline.Marker::atNs).filter(a -> a <= limit)
+                    .max().orElse(spanEnd));
+        }
+        t1 = Math.max(t1, t0 + 1_000_000);
+        final long axisEnd = t1;
+        List<Timeline.Marker> offScale = t.markers().stream().filter(m -> m.atNs() > axisEnd)
+                .sorted(Comparator.comparingLong(Timeline.Marker::atNs)).toList();
         long pad = Math.max(1, (t1 - t0) / 50);
         long from = t0 - pad;
         long to = t1 + pad;
@@ -89,6 +103,7 @@ public final class TimelineChart {
         Graphics2D pg = probe.createGraphics();
         FontMetrics sm = pg.getFontMetrics(small);
         List<Timeline.Marker> markers = new ArrayList<>(t.markers());
+        markers.removeAll(offScale);
         markers.sort(Comparator.comparingLong(Timeline.Marker::atNs));
         List<Integer> rowEnds = new ArrayList<>();
         Map<Timeline.Marker, Integer> markerRow = new HashMap<>();
@@ -96,6 +111,19 @@ public final class TimelineChart {
             int x = x(m.atNs(), from, to, plotX, plotW);
             int w = sm.stringWidth(markerText(m)) + 8;
             int lx = Math.min(x + 3, WIDTH - 4 - w);
+            int row = 0;
+            while (row < rowEnds.size() && rowEnds.get(row) > lx) {
+                row++;
+            }
+            if (row == rowEnds.size()) {
+                rowEnds.add(0);
+            }
+            rowEnds.set(row, lx + w);
+            markerRow.put(m, row);
+        }
+        for (Timeline.Marker m : offScale) {
+            int w = sm.stringWidth(markerText(m) + " \u2192") + 8;
+            int lx = WIDTH - 4 - w;
             int row = 0;
             while (row < rowEnds.size() && rowEnds.get(row) > lx) {
                 row++;
@@ -221,6 +249,15 @@ public final class TimelineChart {
                 g.drawString(mt, lx, ly);
             }
 
+            // markers past the axis: listed at the top right, with an arrow
+            g.setFont(small);
+            for (Timeline.Marker m : offScale) {
+                String mt = markerText(m) + " \u2192";
+                int oy = headerH + markerRow.get(m) * 15 + 12;
+                g.setColor(m.side() == Timeline.Side.SOURCE ? SOURCE_MARK : DEST_MARK);
+                g.drawString(mt, WIDTH - 4 - (sm.stringWidth(mt) + 8), oy);
+            }
+
             // legend
             int lx = 16;
             g.setFont(text);
@@ -258,7 +295,7 @@ public final class TimelineChart {
     private static String summary(Timeline.Lane l) {
         long bytes = l.bytes();
         if (l.spans().isEmpty()) {
-            return "idle";
+            return "no events recorded";
         }
         double busyMs = l.spans().stream().mapToLong(s -> s.endNs() - s.startNs()).sum() / 1e6;
         String b = bytes == 0 ? "" : humanBytes(bytes) + ", ";

@@ -135,6 +135,7 @@ public final class AnalyzeCommand implements Callable<Integer> {
             }
             if (res.multifd() != null) {
                 printMultifd(res.multifd(), out);
+                printDeviceState(io.jmigrate.analyze.DeviceStateScan.scan(multifd, res.pageSize()), out);
             }
             out.flush();
             err.flush();
@@ -239,6 +240,24 @@ public final class AnalyzeCommand implements Callable<Integer> {
         if (!m.ramSha256().isEmpty()) {
             out.println("rebuilt RAM (main-channel pages overlaid with multifd pages):");
             m.ramSha256().forEach((k, v) -> out.printf("  %-28s sha256 %s%n", k, v));
+        }
+    }
+
+    /** Per device: device-state packets, bytes, channels, and (VFIO) out-of-order degree in a lockstep replay. */
+    private static void printDeviceState(List<io.jmigrate.analyze.DeviceStateScan.DeviceReport> devices, PrintWriter out) {
+        if (devices.isEmpty()) {
+            return;
+        }
+        out.println("device state over multifd (out of order: VFIO idx in a lockstep replay of the channels):");
+        out.printf("%-28s %8s %9s %14s %-24s %6s %8s %7s%n", "device", "instance", "packets", "bytes", "channels",
+                "late", "max-disp", "config");
+        for (io.jmigrate.analyze.DeviceStateScan.DeviceReport d : devices) {
+            StringBuilder ch = new StringBuilder();
+            d.perChannel().forEach((k, v) -> ch.append(ch.isEmpty() ? "" : " ").append(k).append(':').append(v));
+            out.printf("%-28s %8d %9d %14d %-24s %6s %8s %7s%n", d.idstr(), d.instanceId(), d.packets(), d.bytes(), ch,
+                    d.lateArrivals() < 0 ? "-" : Long.toString(d.lateArrivals()),
+                    d.maxDisplacement() < 0 ? "-" : Long.toString(d.maxDisplacement()),
+                    d.configIdx() < 0 ? "-" : "idx " + d.configIdx());
         }
     }
 

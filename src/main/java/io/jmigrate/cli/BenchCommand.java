@@ -26,7 +26,7 @@ import java.util.concurrent.Callable;
 
 /** {@code jmigrate bench}: benchmarks that start VM processes and drive them as a user would. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (see also the JMH profile).",
-        subcommands = {BenchCommand.Throughput.class})
+        subcommands = {BenchCommand.Throughput.class, BenchDowntimeCommand.class})
 public final class BenchCommand implements Runnable {
     @Spec
     CommandLine.Model.CommandSpec spec;
@@ -106,6 +106,17 @@ public final class BenchCommand implements Runnable {
                 + "processes (repeatable; default -Xmx256m)")
         List<String> jvmArgs = new ArrayList<>();
 
+        @Option(names = "--dst-memory", paramLabel = "lazy|prealloc", defaultValue = "lazy",
+                description = "destination RAM of both engines: lazy (faulted in during the migration, the default) "
+                        + "or prealloc (memory-backend-ram,prealloc=on: faulted in before the migration)")
+        String dstMemory;
+
+        @Option(names = "--jmigrate-variant", paramLabel = "LABEL=JVMARG[ JVMARG...]",
+                description = "also run jmigrate with these extra JVM options under LABEL, interleaved with the "
+                        + "plain jmigrate, for an A/B in the same run (repeatable); its ratios are against "
+                        + "jmigrate too")
+        List<String> variants = new ArrayList<>();
+
         /** Tests only: allows fewer than 3 runs (the report then says it is not valid). */
         @Option(names = "--x-test-allow-fewer-runs", hidden = true)
         boolean allowFewerRuns;
@@ -133,11 +144,20 @@ public final class BenchCommand implements Runnable {
             ThroughputConfig cfg = new ThroughputConfig(ramBytes, channels, precopy, runs,
                     allowFewerRuns ? 1 : ThroughputConfig.MIN_RUNS, seed, maxBandwidth, dir,
                     timeout != null ? Duration.ofSeconds(timeout) : ThroughputConfig.defaultTimeout(ramBytes),
-                    comps, compCh);
+                    comps, compCh, dstPrealloc());
 
             List<Engine> engines = new ArrayList<>();
             if (!noJmigrate) {
-                engines.add(Engine.Jmigrate.current(jvmArgs.isEmpty() ? List.of("-Xmx256m") : jvmArgs));
+                Engine.Jmigrate base = Engine.Jmigrate.current(jvmArgs.isEmpty() ? List.of("-Xmx256m") : jvmArgs);
+                engines.add(base);
+                for (String v : variants) {
+                    int eq = v.indexOf('=');
+                    if (eq <= 0 || v.substring(0, eq).equals("jmigrate")) {
+                        throw new MigrationException(Category.CONFIG, "--jmigrate-variant '" + v + "': expected "
+                                + "LABEL=JVMARGS with a label other than jmigrate");
+                    }
+                    engines.add(base.variant(v.substring(0, eq), List.of(v.substring(eq + 1).trim().split("\\s+"))));
+                }
             }
             if (qemu) {
                 Engine.Qemu host = Engine.Qemu.host();
@@ -183,7 +203,16 @@ public final class BenchCommand implements Runnable {
             }
         }
 
-        private static void deleteTree(Path p) {
+        private boolean dstPrealloc() {
+            return switch (dstMemory) {
+                case "lazy" -> false;
+                case "prealloc" -> true;
+                default -> throw new MigrationException(Category.CONFIG, "--dst-memory '" + dstMemory
+                        + "': expected lazy or prealloc");
+            };
+        }
+
+        static void deleteTree(Path p) {
             if (!Files.exists(p)) {
                 return;
             }

@@ -78,6 +78,11 @@ public final class InfoCommand implements Runnable {
             kib(sb, ram, "precopy-bytes", "precopy ram");
             kib(sb, ram, "downtime-bytes", "downtime ram");
         }
+        JsonNode vfio = info.get("vfio");
+        if (vfio != null) {
+            // HMP's "info migrate": the VFIO bytes of every device, in KiB
+            sb.append("vfio device transferred: ").append(vfio.path("transferred").asLong() >> 10).append(" kbytes\n");
+        }
         return sb.toString();
     }
 

@@ -7,7 +7,8 @@ import picocli.CommandLine.Command;
 @Command(name = "jmigrate", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Live migration of virtual machines, wire-compatible with QEMU.",
         subcommands = {CommandLine.HelpCommand.class, AnalyzeCommand.class, VmCommand.class, MigrateCommand.class,
-            InfoCommand.class, QmpCommandCli.class, BenchCommand.class})
+            InfoCommand.class, QmpCommandCli.class, BenchCommand.class, DemoCommand.class, TlsCommand.class,
+            AotTrainCommand.class})
 public final class Main implements Runnable {
 
     @Override

@@ -62,12 +62,26 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
                     + "(repeatable)")
     java.util.List<String> globals = new java.util.ArrayList<>();
 
+    @Option(names = "--x-fill-random", paramLabel = "SEED", hidden = true,
+            description = "tests: fill guest RAM with incompressible pseudo-random bytes before the VM starts")
+    Long fillSeed;
+
     @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
             description = "create an object, as QEMU's -object: tls-creds-x509,id=ID,dir=DIR,endpoint=server|client"
                     + "[,verify-peer=on|off]; authz-simple,id=ID,identity=DN; authz-list,id=ID,policy=deny|allow,"
                     + "rules.0.match=DN,rules.0.policy=allow[,rules.0.format=exact|glob]... (a comma inside a value "
                     + "is written ,,) (repeatable)")
     java.util.List<String> objects = new java.util.ArrayList<>();
+
+    @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,...] | vfio-emu,id=NAME[,...]",
+            description = "add a device whose switchover state goes over multifd device state (repeatable): "
+                    + "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R] (also seed=N, and the test "
+                    + "hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N); or an emulated VFIO VF "
+                    + "vfio-emu,id=NAME[,state-size=S][,precopy-size=S][,dirty-rate=R][,read-rate=R][,write-rate=R]"
+                    + "[,config-size=S][,p2p=on|off][,x-migration-multifd-transfer=on|off|auto]"
+                    + "[,x-migration-max-queued-buffers-size=S][,x-migration-load-config-after-iter=on|off|auto]"
+                    + "[,migration-events=on|off] (see the README's VFIO section)")
+    java.util.List<String> devices = new java.util.ArrayList<>();
 
     @Override
     public Integer call() throws Exception {
@@ -78,11 +92,16 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
         MemoryBackend backend = memoryBackend == null ? MemoryBackend.RAM : MemoryBackend.parse(memoryBackend);
         VmConfig cfg = new VmConfig(name, uuid, VmConfig.parseSize(memory), null, false,
                 MachineType.byName(machine), startPaused, workload == null ? null : WorkloadSpec.parse(workload),
-                globalMap, backend);
+                globalMap, backend,
+                devices.stream().filter(d -> !d.startsWith("vfio-emu")).map(io.jmigrate.machine.BlobSpec::parse).toList(),
+                devices.stream().filter(d -> d.startsWith("vfio-emu")).map(io.jmigrate.machine.VfioEmuSpec::parse).toList());
         CountDownLatch quit = new CountDownLatch(1);
         AtomicReference<QmpDispatcher> dispatcher = new AtomicReference<>();
         try (QmpServer server = new QmpServer(qmp, dispatcher::get);
              Vm vm = new Vm(cfg, incoming != null)) {
+            if (fillSeed != null) {
+                fillRandom(vm.ramBlocks().getFirst().segment(), fillSeed);
+            }
             for (String o : objects) {
                 vm.objectAdd(o);
             }
@@ -110,6 +129,20 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             // Give the quit reply a moment to reach the client before the sockets close.
             Thread.sleep(50);
             return 0;
+        }
+    }
+
+    /**
+     * xorshift64 words: incompressible, and about as fast as memory bandwidth allows. Byte 0 of
+     * every 4 KiB page stays 0: it is the workload's per-page counter, which its checker reads.
+     */
+    private static void fillRandom(java.lang.foreign.MemorySegment seg, long seed) {
+        long x = seed * 0x9E3779B97F4A7C15L | 1;
+        for (long off = 0; off + 8 <= seg.byteSize(); off += 8) {
+            x ^= x << 13;
+            x ^= x >>> 7;
+            x ^= x << 17;
+            seg.set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, off, (off & 4095) == 0 ? x & ~0xffL : x);
         }
     }
 }

@@ -31,8 +31,8 @@ import java.util.function.BooleanSupplier;
  * {@link #written} from the device's load thread {@code mig/dst/load_<dev>}; {@link #abort}
  * from whoever cancels (load cleanup). The loader's exit conditions, checked after every
  * wake-up (so spurious wake-ups are harmless): {@link #abort} was called, or the pool's
- * {@code shouldQuit} is true: both end {@link #take} with CANCELLED. Whoever sets the pool flag
- * must also call {@link #abort} so that a waiting loader wakes up.
+ * {@code shouldQuit} is true: both end {@link #take} with CANCELLED. {@link #abort} wakes the
+ * loader at once; the pool flag is re-read at least every 100 ms while it waits.
  */
 public final class OrderedReassembler {
 
@@ -45,6 +45,9 @@ public final class OrderedReassembler {
      */
     public record Buffer(long idx, byte[] data, boolean last) {
     }
+
+    /** How often a waiting {@link #take} re-reads {@code shouldQuit}, which nobody signals. */
+    static final long SHOULD_QUIT_RECHECK_MS = 100;
 
     private final String device;
     private final long maxQueuedBytes;
@@ -176,7 +179,9 @@ public final class OrderedReassembler {
                     return new Buffer(idx, b, idx == lastIdx);
                 }
                 try {
-                    ready.await();
+                    // signalled by put and abort; the pool's flag wakes nobody, so it is also
+                    // re-read at least every SHOULD_QUIT_RECHECK_MS while waiting
+                    ready.await(SHOULD_QUIT_RECHECK_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     throw new MigrationException(Category.CANCELLED, "device " + device

@@ -136,12 +136,18 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         if (workload != null) {
             workload.resume();
         }
+        for (Device d : devices) {
+            d.runStateChanged(true);
+        }
         events.emit("RESUME", Map.of());
     }
 
     private void pauseGuest(RunState next) {
         if (workload != null) {
             workload.pause();
+        }
+        for (Device d : devices) {
+            d.runStateChanged(false);
         }
         if (runningSince >= 0) {
             runningNanos += System.nanoTime() - runningSince;
@@ -262,12 +268,49 @@ public final class Vm implements MigrationSubject, AutoCloseable {
                 c -> InteropSections.vmsdDevice(GLOBALSTATE, () -> GlobalStateVmsd.values(
                         GlobalStateVmsd.Layout.QEMU_10_0, globalRunState()),
                         v -> incomingRunState = GlobalStateVmsd.runState(v))));
+        for (BlobSpec b : config.blobs()) {
+            l.add(new BlobDevice(b));
+        }
+        for (VfioEmuSpec v : config.vfios()) {
+            l.add(new VfioPciDevice(v, config.machine(), (event, data) -> events.emit(event, data)));
+        }
         return l;
     }
 
     /** The devices, in registration order. */
     public List<Device> devices() {
         return devices;
+    }
+
+    /** The VFIO devices ({@code --device vfio-emu}). */
+    public List<VfioPciDevice> vfioDevices() {
+        return devices.stream().filter(d -> d instanceof VfioPciDevice).map(d -> (VfioPciDevice) d).toList();
+    }
+
+    private VfioPciDevice peripheral(String path) {
+        String prefix = "/machine/peripheral/";
+        for (VfioPciDevice d : vfioDevices()) {
+            if (path.equals(prefix + d.id())) {
+                return d;
+            }
+        }
+        throw new MigrationException(MigrationException.Category.CONFIG, "Device '" + path + "' not found");
+    }
+
+    /** QMP {@code qom-set} on {@code /machine/peripheral/<id>} (VFIO device properties). */
+    public void qomSet(String path, String property, String value) {
+        peripheral(path).qomSet(property, value);
+    }
+
+    /** QMP {@code qom-get} on {@code /machine/peripheral/<id>}. */
+    public Object qomGet(String path, String property) {
+        return peripheral(path).qomGet(property);
+    }
+
+    @Override
+    public long vfioTransferred() {
+        List<VfioPciDevice> v = vfioDevices();
+        return v.isEmpty() ? -1 : v.stream().mapToLong(d -> d.migration().transferred()).sum();
     }
 
     @Override
@@ -327,10 +370,26 @@ public final class Vm implements MigrationSubject, AutoCloseable {
         return config.migrationProperties().multifdFlushAfterEachSection();
     }
 
+    /** Each reported device's state digest by idstr (devices with {@link Device#stateDigest}). */
+    @Override
+    public Map<String, String> deviceDigests() {
+        Map<String, String> m = new java.util.LinkedHashMap<>();
+        for (Device d : devices) {
+            String s = d.stateDigest();
+            if (s != null) {
+                m.put(d.idstr(), s);
+            }
+        }
+        return m;
+    }
+
     @Override
     public void close() {
         if (workload != null) {
             workload.shutdown();
+        }
+        for (Device d : devices) {
+            d.close();
         }
         try {
             arena.close();

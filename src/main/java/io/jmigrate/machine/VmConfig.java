@@ -21,18 +21,35 @@ import java.util.UUID;
  * @param workload     {@code --workload}, or null
  * @param globals      {@code --global migration.PROP=VALUE} overrides of the machine's compat properties
  * @param memoryBackend {@code --memory-backend}; null derives it from {@code backendFile} and {@code shared}
+ * @param blobs        {@code --device blob,...} devices, in command-line (= registration) order
+ * @param vfios        {@code --device vfio-emu,...} devices, in command-line order, registered after the blobs
  */
 public record VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared,
                        MachineType machine, boolean startPaused, WorkloadSpec workload, Map<String, String> globals,
-                       MemoryBackend memoryBackend) {
+                       MemoryBackend memoryBackend, java.util.List<BlobSpec> blobs, java.util.List<VfioEmuSpec> vfios) {
     public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
-                    boolean startPaused, WorkloadSpec workload, Map<String, String> globals) {
-        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, globals, null);
+                    boolean startPaused, WorkloadSpec workload, Map<String, String> globals,
+                    MemoryBackend memoryBackend, java.util.List<BlobSpec> blobs) {
+        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, globals, memoryBackend,
+                blobs, java.util.List.of());
+    }
+
+    public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
+                    boolean startPaused, WorkloadSpec workload, Map<String, String> globals,
+                    MemoryBackend memoryBackend) {
+        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, globals, memoryBackend,
+                java.util.List.of());
     }
 
     public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
                     boolean startPaused, WorkloadSpec workload) {
         this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, Map.of());
+    }
+
+    public VmConfig(String name, UUID uuid, long memoryBytes, Path backendFile, boolean shared, MachineType machine,
+                    boolean startPaused, WorkloadSpec workload, Map<String, String> globals) {
+        this(name, uuid, memoryBytes, backendFile, shared, machine, startPaused, workload, globals, null,
+                java.util.List.of());
     }
 
     public VmConfig {
@@ -43,6 +60,19 @@ public record VmConfig(String name, UUID uuid, long memoryBytes, Path backendFil
             shared = memoryBackend.share();
         }
         globals = globals == null ? Map.of() : Map.copyOf(globals);
+        blobs = blobs == null ? java.util.List.of() : java.util.List.copyOf(blobs);
+        vfios = vfios == null ? java.util.List.of() : java.util.List.copyOf(vfios);
+        java.util.Set<String> ids = new java.util.HashSet<>();
+        for (BlobSpec b : blobs) {
+            if (!ids.add(b.id())) {
+                throw new MigrationException(Category.CONFIG, "--device blob: id '" + b.id() + "' used twice");
+            }
+        }
+        for (VfioEmuSpec v : vfios) {
+            if (!ids.add(v.id())) {
+                throw new MigrationException(Category.CONFIG, "--device vfio-emu: id '" + v.id() + "' used twice");
+            }
+        }
         if (memoryBytes <= 0 || memoryBytes % 4096 != 0) {
             throw new MigrationException(Category.CONFIG, "memory size " + memoryBytes
                     + " must be a positive multiple of 4 KiB");

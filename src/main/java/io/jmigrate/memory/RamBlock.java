@@ -33,6 +33,7 @@ public final class RamBlock {
     private final DirtyBitmap dirty;
     private final String backing;
     private SegmentWindows windows;
+    private FileChannel file;
 
     private RamBlock(String idstr, MemorySegment segment, int pageSize, String backing) {
         if (idstr == null || idstr.isEmpty() || idstr.length() > 255) {
@@ -125,8 +126,9 @@ public final class RamBlock {
 
     private static RamBlock mapFile(String idstr, long size, int pageSize, Path file, boolean shared, Arena arena,
                                     String describe) {
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                StandardOpenOption.WRITE)) {
+        FileChannel ch = null;
+        try {
+            ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
             if (ch.size() < size) {
                 ch.truncate(size);
                 // extend sparse: writing the last byte makes the file long enough
@@ -134,11 +136,41 @@ public final class RamBlock {
             }
             MemorySegment seg = ch.map(shared ? FileChannel.MapMode.READ_WRITE : FileChannel.MapMode.PRIVATE,
                     0, size, arena);
-            return new RamBlock(idstr, seg, pageSize, describe);
+            RamBlock b = new RamBlock(idstr, seg, pageSize, describe);
+            if (shared) {
+                // share=on: the file is the guest's memory, so pages can be sent from it (sendfile);
+                // the channel closes with the arena
+                FileChannel keep = ch;
+                MemorySegment.NULL.reinterpret(1, arena, x -> closeQuietly(keep));
+                b.file = keep;
+                ch = null;
+            }
+            return b;
         } catch (IOException e) {
             throw new MigrationException(Category.CONFIG, "cannot map guest RAM file " + file + " for block "
                     + idstr + ": " + e.getMessage(), e);
+        } finally {
+            if (ch != null) {
+                closeQuietly(ch);
+            }
         }
+    }
+
+    private static void closeQuietly(FileChannel ch) {
+        try {
+            ch.close();
+        } catch (IOException ignored) {
+            // nothing depends on it
+        }
+    }
+
+    /**
+     * The file whose contents are this block's memory (a {@code share=on} file or a shared
+     * memfd), at offset 0, open while the block's arena is; null for private memory. Pages can be
+     * sent from it with {@link FileChannel#transferTo} (sendfile), without a copy through user space.
+     */
+    public FileChannel sharedFile() {
+        return file;
     }
 
     private static void checkSize(String idstr, long size, int pageSize) {

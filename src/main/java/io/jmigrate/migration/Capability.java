@@ -24,7 +24,7 @@ public enum Capability {
     BACKGROUND_SNAPSHOT("background-snapshot", false),
     ZERO_COPY_SEND("zero-copy-send", false),
     POSTCOPY_PREEMPT("postcopy-preempt", false),
-    SWITCHOVER_ACK("switchover-ack", false),
+    SWITCHOVER_ACK("switchover-ack", true),
     DIRTY_LIMIT("dirty-limit", false),
     MAPPED_RAM("mapped-ram", false);
 

@@ -28,6 +28,7 @@ import io.jmigrate.savevm.SaveStateEntry;
 import io.jmigrate.savevm.ReturnPathMessage;
 import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SaveVmOptions;
+import io.jmigrate.devstate.DeviceThreadPool;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -86,7 +87,14 @@ public final class IncomingMigration implements Runnable {
     private volatile Thread thread;
     private volatile String vmdesc;
     private volatile SaveStateRegistry<SaveVmHandlers.Load> registry;
+    private final DeviceStateStats stats = new DeviceStateStats("destination");
+    /** The load threads mig/dst/load_<dev> (QEMU: created at the start of qemu_loadvm_state). */
+    private final DeviceThreadPool loadPool = new DeviceThreadPool("mig/dst/load_", error, null);
+    private volatile Map<String, String> deviceDigests;
     private volatile LoadVmDispatcher dispatcher;
+    /** switchover-ack: devices that still have to approve; the ACK goes when it reaches 0. */
+    private final java.util.concurrent.atomic.AtomicInteger ackPending = new java.util.concurrent.atomic.AtomicInteger(-1);
+    private volatile Transport.Connection ackConnection;
     /** OPEN_RETURN_PATH was received: PONG and SHUT go back on the main channel. */
     private volatile boolean returnPathOpen;
 
@@ -109,6 +117,22 @@ public final class IncomingMigration implements Runnable {
         MultifdReceiver rx = multifd;
         if (rx != null) {
             rx.fail(e);
+        }
+        loadPool.abort();
+    }
+
+    /**
+     * {@code qemu_loadvm_approve_switchover}: a device (VFIO on INIT_DATA_SENT) loaded its
+     * initial precopy data; the last one sends SWITCHOVER_ACK on the return path.
+     */
+    private void approveSwitchover() {
+        int left = ackPending.decrementAndGet();
+        if (left < 0) {
+            throw new MigrationException(Category.PROTOCOL, "a device approved the switchover, but none was waiting "
+                    + "for it (no OPEN_RETURN_PATH yet, or more approvals than devices that need one)");
+        }
+        if (left == 0) {
+            sendReturnPath(ackConnection, new ReturnPathMessage.SwitchoverAck());
         }
     }
 
@@ -140,6 +164,13 @@ public final class IncomingMigration implements Runnable {
      */
     public String digest() {
         return RamDigest.await(digest, OutgoingMigration.DIGEST_WAIT);
+    }
+
+    /** Device digests as loaded (after the RAM digest is ready), or an empty map. */
+    public Map<String, String> deviceDigests() {
+        String ram = digest();
+        Map<String, String> d = deviceDigests;
+        return ram == null || d == null ? Map.of() : d;
     }
 
     public String vmdesc() {
@@ -196,9 +227,15 @@ public final class IncomingMigration implements Runnable {
      * state packets are dispatched into it) and before the main stream is read.
      */
     private SaveStateRegistry<SaveVmHandlers.Load> prepareDevices(MigrationConfig cfg) {
+        boolean ack = cfg.has(Capability.SWITCHOVER_ACK);
         SaveVmOptions options = new SaveVmOptions(cfg.multifd() && "none".equals(cfg.multifdCompression()),
-                subject.sendSwitchoverStart());
+                subject.sendSwitchoverStart(), ack, ack ? this::approveSwitchover : null);
         SaveStateRegistry<SaveVmHandlers.Load> reg = subject.loadRegistry(options);
+        for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
+            if (!e.handlers().loadStats().isEmpty()) {
+                stats.device(e.idstr(), e.instanceId()).extra = e.handlers()::loadStats;
+            }
+        }
         registry = reg;
         return reg;
     }
@@ -207,21 +244,84 @@ public final class IncomingMigration implements Runnable {
      * The receive threads' upward call: each device-state packet goes to the device registered
      * under (idstr, instance id); an unknown pair fails the migration naming it.
      */
-    private static DeviceStateSink deviceStateSink(SaveStateRegistry<SaveVmHandlers.Load> reg) {
-        return (idstr, instanceId, data) -> {
-            SaveStateEntry<SaveVmHandlers.Load> e = reg.find(idstr, instanceId);
-            if (e == null) {
-                throw new MigrationException(Category.PROTOCOL, "device-state packet for unknown device \""
-                        + idstr + "\" instance " + instanceId + ": this VM has " + reg.entries().stream()
-                        .map(SaveStateEntry::describe).toList());
+    private DeviceStateSink deviceStateSink(SaveStateRegistry<SaveVmHandlers.Load> reg) {
+        return new DeviceStateSink() {
+            @Override
+            public void loadStateBuffer(String idstr, int instanceId, ByteBuffer data) {
+                loadStateBuffer(-1, idstr, instanceId, data);
             }
-            try {
-                e.handlers().loadStateBuffer(data);
-            } catch (MigrationException ex) {
-                throw new MigrationException(ex.category(), "device-state packet for " + e.describe() + ": "
-                        + ex.getMessage(), ex);
+
+            @Override
+            public void loadStateBuffer(int channel, String idstr, int instanceId, ByteBuffer data) {
+                SaveStateEntry<SaveVmHandlers.Load> e = reg.find(idstr, instanceId);
+                if (e == null) {
+                    throw new MigrationException(Category.PROTOCOL, "device-state packet on multifd channel "
+                            + channel + " for unknown device \"" + idstr + "\" instance " + instanceId
+                            + ": this VM has " + reg.entries().stream().map(SaveStateEntry::describe).toList());
+                }
+                int n = data.remaining();
+                try {
+                    e.handlers().loadStateBuffer(data);
+                } catch (MigrationException ex) {
+                    throw new MigrationException(ex.category(), "device-state packet on multifd channel " + channel
+                            + " for " + e.describe() + ": " + ex.getMessage(), ex);
+                }
+                stats.device(idstr, instanceId).packet(channel, n);
             }
         };
+    }
+
+    /**
+     * The load-thread pool handed to the devices at SWITCHOVER_START
+     * ({@code qemu_loadvm_start_load_thread}): {@code mig/dst/load_<device>}.
+     */
+    private SaveVmHandlers.LoadThreads loadThreads(SaveStateRegistry<SaveVmHandlers.Load> reg) {
+        return (device, task) -> {
+            DeviceThreadPool pool = loadPool;
+            DeviceStateStats.DeviceRecord rec = recordFor(reg, device);
+            rec.transfer = "multifd";
+            pool.submit(device, abort -> {
+                rec.threadStartUs = DeviceStateStats.nowUs();
+                try {
+                    task.run(abort);
+                } finally {
+                    rec.threadEndUs = DeviceStateStats.nowUs();
+                }
+            });
+        };
+    }
+
+    private DeviceStateStats.DeviceRecord recordFor(SaveStateRegistry<SaveVmHandlers.Load> reg, String device) {
+        for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
+            if (e.idstr().equals(device)) {
+                DeviceStateStats.DeviceRecord rec = stats.device(e.idstr(), e.instanceId());
+                rec.extra = e.handlers()::loadStats;
+                return rec;
+            }
+        }
+        return stats.device(device, 0);
+    }
+
+    /**
+     * At EOF (PROTOCOL.md §3.3 steps 3-4): wait for every load thread, then no more may start;
+     * the load fails with the migration's first error. Bounded by x-multifd-timeout, naming the
+     * devices still loading.
+     */
+    private void joinLoadThreads() {
+        stats.phase("eof-loaded");
+        DeviceThreadPool pool = loadPool;
+        try {
+            boolean ok = pool.waitAll(Duration.ofMillis(liveConfig.get().multifdTimeoutMs()));
+            pool.abort();
+            if (!ok) {
+                throw error.get();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new MigrationException(Category.CANCELLED, "interrupted while waiting for the load threads", e);
+        }
+        error.throwIfSet();
+        stats.phase("load-threads-joined");
     }
 
     /** Loads the main stream with the registry up to EOF and the vmdesc trailer. */
@@ -240,11 +340,30 @@ public final class IncomingMigration implements Runnable {
         }
         LoadVmDispatcher d = new LoadVmDispatcher(reg, subject.configuration(), new LoadVmDispatcher.ReturnPath() {
             @Override
+            public void switchoverStart() {
+                stats.phase("switchover-start-loaded");
+            }
+
+            @Override
             public void open() {
                 if (!c.bidirectional()) {
                     throw new MigrationException(Category.PROTOCOL, "OPEN_RETURN_PATH on a one-way channel");
                 }
                 returnPathOpen = true;
+                if (liveConfig.get().has(Capability.SWITCHOVER_ACK)) {
+                    // qemu_loadvm_state_switchover_ack_needed, then the ACK at once if nobody needs one
+                    int needed = 0;
+                    for (SaveStateEntry<SaveVmHandlers.Load> e : reg.entries()) {
+                        if (e.handlers().switchoverAckNeeded()) {
+                            needed++;
+                        }
+                    }
+                    ackPending.set(needed);
+                    ackConnection = c;
+                    if (needed == 0) {
+                        sendReturnPath(c, new ReturnPathMessage.SwitchoverAck());
+                    }
+                }
             }
 
             @Override
@@ -253,10 +372,12 @@ public final class IncomingMigration implements Runnable {
                     sendReturnPath(c, new ReturnPathMessage.Pong(value));
                 }
             }
-        });
+        }, loadThreads(reg));
         dispatcher = d;
-        d.load(r, () -> cancelRequested || error.isSet());
-        stopWatching(); // the stream has ended: what follows (joins, load threads) reads nothing
+        d.load(r, () -> cancelRequested || error.isSet(), () -> {
+            stopWatching(); // EOF: what follows (joining the load threads) reads nothing
+            joinLoadThreads();
+        });
         listener.close(); // mig/dst/listen ends: it refused unexpected channels until now
         error.throwIfSet();
         return d;
@@ -302,9 +423,14 @@ public final class IncomingMigration implements Runnable {
     private void completed() {
         java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
                 "mig/dst/digest");
+        deviceDigests = subject.deviceDigests(); // before the vCPUs may change device state
         digest = sha;
         subject.holdRunUntil(sha);
         subject.incomingCompleted();
+        if (subject.isRunning()) {
+            stats.phase("resumed");
+        }
+        stats.phase("completed");
         state.cas(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
     }
 
@@ -319,10 +445,12 @@ public final class IncomingMigration implements Runnable {
             rx.fail(error.get());
             rx.close();
         }
+        loadPool.abort();
         LoadVmDispatcher d = dispatcher;
         if (d != null) {
-            d.cleanup();
+            d.cleanup(); // load_cleanup wakes the load threads
         }
+        loadPool.close(); // then every load thread is joined
         Transport.Connection c = connection;
         if (c != null) {
             if (returnPathOpen) {
@@ -702,6 +830,10 @@ public final class IncomingMigration implements Runnable {
         MigrationException e = error.get();
         if (s == MigrationStatus.FAILED && e != null) {
             m.put("error-desc", e.getMessage());
+        }
+        if (!stats.isEmpty()) {
+            MultifdReceiver rx = multifd;
+            m.put("x-jmigrate-device-state", stats.toQmp(rx == null ? List.of() : rx.stats()));
         }
         socketAddress().ifPresent(a -> m.put("socket-address", List.of(a)));
         return m;

@@ -56,6 +56,9 @@ public final class MigrationManager {
         for (Map.Entry<Capability, Boolean> e : caps) {
             c = c.withCapability(e.getKey(), e.getValue());
         }
+        if (c.has(Capability.SWITCHOVER_ACK) && !c.has(Capability.RETURN_PATH)) {
+            throw new MigrationException(Category.CONFIG, "Capability 'switchover-ack' requires capability 'return-path'");
+        }
         if (c.multifd() != config.multifd() && incoming != null && incoming.state().get().isActive()) {
             throw new MigrationException(Category.STATE, "capability 'multifd' must be set before the incoming "
                     + "migration starts (start the VM with --incoming defer, set it, then migrate-incoming)");
@@ -153,7 +156,11 @@ public final class MigrationManager {
                 }).toList();
     }
 
-    /** {@code x-jmigrate-query-digest}: RAM digests recorded by the last migrations. */
+    /**
+     * {@code x-jmigrate-query-digest}: RAM digests recorded by the last migrations, and each
+     * reporting device's state digest ({@code outgoing-devices}, {@code incoming-devices}: idstr
+     * to SHA-256 hex).
+     */
     public Map<String, Object> digests() {
         OutgoingMigration out;
         IncomingMigration in;
@@ -167,6 +174,8 @@ public final class MigrationManager {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("outgoing", o == null ? "" : o);
         m.put("incoming", i == null ? "" : i);
+        m.put("outgoing-devices", out == null ? Map.of() : out.deviceDigests());
+        m.put("incoming-devices", in == null ? Map.of() : in.deviceDigests());
         return m;
     }
 }

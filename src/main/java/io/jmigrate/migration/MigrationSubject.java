@@ -85,6 +85,22 @@ public interface MigrationSubject {
     default void holdRunUntil(java.util.concurrent.Future<?> done) {
     }
 
+    /**
+     * The state digest of every device that reports one (idstr to SHA-256 hex), for
+     * {@code x-jmigrate-query-digest}; called with the vCPUs stopped.
+     */
+    default java.util.Map<String, String> deviceDigests() {
+        return java.util.Map.of();
+    }
+
+    /**
+     * The bytes the VFIO devices moved in the current (or last) outgoing migration, for
+     * query-migrate's {@code vfio: {transferred}}; -1 when the VM has no VFIO device.
+     */
+    default long vfioTransferred() {
+        return -1;
+    }
+
     /** Loading failed: the guest stays stopped. */
     void incomingFailed();
 }

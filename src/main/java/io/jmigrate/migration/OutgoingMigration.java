@@ -17,6 +17,8 @@ import io.jmigrate.ram.RamSaver;
 import io.jmigrate.ram.RamStats;
 import io.jmigrate.savevm.SaveStateRegistry;
 import io.jmigrate.savevm.SaveVmDriver;
+import io.jmigrate.savevm.SaveStateEntry;
+import io.jmigrate.devstate.DeviceThreadPool;
 import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SaveVmOptions;
 import io.jmigrate.stream.QemuFileWriter;
@@ -41,6 +43,32 @@ import java.util.function.Supplier;
  *       [SWITCHOVER_START], RAM END, FULL sections, EOF, vmdesc, [wait for SHUT];</li>
  *   <li>completed, the source in postmigrate; on failure or cancel the source VM resumes.</li>
  * </ol>
+ *
+ * <h2>Device state over multifd (PROTOCOL.md §3.4)</h2>
+ * With multifd on and compression none (jmigrate has no mapped-ram), every device with the
+ * save-thread hook gets a thread {@code mig/src/save_<idstr>} after SWITCHOVER_START; its packets
+ * share the channels with RAM's END pages. Invariants:
+ * <ul>
+ *   <li>no SYNC without a paired flush: only RAM syncs (at its scan's wrap, paired with the
+ *       MULTIFD_FLUSH in its END section, or with EOS in legacy mode); nothing syncs after the
+ *       save threads start, so no device-state packet is ever stuck behind an unpaired SYNC;</li>
+ *   <li>the channels are not shut down while a device-state packet is queued (PROTOCOL.md §9
+ *       question 1), by this explicit order: (1) the save threads are joined: every packet is
+ *       <em>queued</em>; (2) FULL sections and EOF go out on the main channel; (3) with a
+ *       return path, the destination's SHUT is awaited: it is sent only after every load thread
+ *       has finished, i.e. after every device-state packet was received and applied; (4)
+ *       {@link MultifdSender#close} drains: it returns only when every channel has written its
+ *       handed-off packet to its socket, then ends the threads and closes the sockets, which is
+ *       an orderly FIN behind the written bytes (the destination never writes on a multifd
+ *       channel, so no reset discards them). Without a return path, (3) is skipped and (4) alone
+ *       guarantees that every packet is on the wire before the close; the destination in turn
+ *       waits at EOF for its load threads (bounded by {@code x-multifd-timeout}) and never
+ *       completes, nor closes its channels, while a device still loads;</li>
+ *   <li>one failure path: a failing save thread records the first error and sets the pool's
+ *       abort flag (the others stop at their next chunk), the join fails, the VM resumes with
+ *       its RAM and device state untouched (a save thread only reads). A cancel or a channel
+ *       error does the same through the first-error listener.</li>
+ * </ul>
  */
 public final class OutgoingMigration implements Runnable {
     private static final long BUFFER_DELAY_MS = 100;
@@ -67,7 +95,15 @@ public final class OutgoingMigration implements Runnable {
         if (tx != null) {
             tx.fail(e);
         }
+        DeviceThreadPool pool = this.savePool;
+        if (pool != null) {
+            pool.abort();
+        }
     });
+    private volatile DeviceThreadPool savePool;
+    private final DeviceStateStats stats = new DeviceStateStats("source");
+    /** Device digests as of the switchover, computed with the RAM digest (null before). */
+    private volatile Map<String, String> deviceDigests;
     private volatile MultifdSender multifd;
     private volatile SourceReturnPath returnPath;
     private volatile SaveVmDriver driver;
@@ -178,6 +214,7 @@ public final class OutgoingMigration implements Runnable {
             switchover();
             awaitDestination();
             closeChannels(c);
+            stats.phase("channels-closed");
             downtimeMs = (System.nanoTime() - downStart) / 1_000_000;
             completed();
         } catch (Throwable t) {
@@ -243,7 +280,8 @@ public final class OutgoingMigration implements Runnable {
         } else {
             mode = RamSaver.Mode.mainChannel(!"none".equals(config.zeroPageDetection()));
         }
-        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart());
+        SaveVmOptions options = new SaveVmOptions(multifdDeviceState(), subject.sendSwitchoverStart(),
+                liveConfig.get().has(Capability.SWITCHOVER_ACK), null);
         SaveStateRegistry<SaveVmHandlers.Save> reg = subject.saveRegistry(options, ram, n -> {
             if (eventsOn()) {
                 events.emit("MIGRATION_PASS", Map.of("pass", n));
@@ -267,17 +305,88 @@ public final class OutgoingMigration implements Runnable {
     }
 
     /**
-     * §1.12 steps 4-8 with the VM stopped: status device, [SWITCHOVER_START], END sections,
-     * FULL sections, EOF, vmdesc.
+     * §1.12 steps 4-8 with the VM stopped, in QEMU's order: status device, [SWITCHOVER_START]
+     * (compat property send-switchover-start), save threads spawned (multifd device state
+     * only), END sections written while they run, save threads joined, FULL sections, EOF,
+     * vmdesc. A failing END section aborts and joins the save threads; a failing save thread
+     * aborts the others and fails the join.
      */
-    private void switchover() {
+    private void switchover() throws InterruptedException {
         precopyBytes = transferred();
         subject.stopForMigration();
+        stats.phase("vm-stopped");
         if (!state.cas(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
             throw cancelledOrState();
         }
-        driver.complete(writer, subject.sendSwitchoverStart(), true);
+        QemuFileWriter w = writer;
+        if (subject.sendSwitchoverStart()) {
+            driver.switchoverStart(w);
+            stats.phase("switchover-start-sent");
+        }
+        DeviceThreadPool pool = startSaveThreads();
+        try {
+            driver.completeIterables(w);
+            w.flush();
+        } catch (RuntimeException e) {
+            error.set(asSeenHere(e)); // first: the aborted save threads' "cancelled" must not win
+            if (pool != null) {
+                pool.abort();
+                pool.waitAll(multifd.config().timeout());
+            }
+            throw e;
+        }
+        stats.phase("end-sections-written");
+        if (pool != null) {
+            if (error.isSet()) {
+                pool.abort();
+            }
+            if (!pool.waitAll(multifd.config().timeout())) {
+                throw error.get();
+            }
+            stats.phase("save-threads-joined");
+        }
+        driver.completeNonIterables(w);
+        driver.finish(w, true);
+        stats.phase("eof-sent");
         downtimeBytes = transferred() - precopyBytes;
+    }
+
+    /**
+     * §3.4 step 2.1: one save thread {@code mig/src/save_<idstr>} per device with the thread
+     * hook, when device state goes over multifd; null when none is spawned.
+     */
+    private DeviceThreadPool startSaveThreads() {
+        MultifdSender tx = multifd;
+        if (tx == null || !multifdDeviceState()) {
+            return null;
+        }
+        List<SaveStateEntry<SaveVmHandlers.Save>> devs = driver.saveThreadDevices();
+        if (devs.isEmpty()) {
+            return null;
+        }
+        DeviceThreadPool pool = new DeviceThreadPool("mig/src/save_", error, null);
+        savePool = pool;
+        if (error.isSet()) {
+            pool.abort();
+        }
+        for (SaveStateEntry<SaveVmHandlers.Save> e : devs) {
+            DeviceStateStats.DeviceRecord rec = stats.device(e.idstr(), e.instanceId());
+            rec.transfer = "multifd";
+            SaveVmHandlers.DeviceStateOutput out = data -> {
+                int n = data.remaining();
+                tx.queueDeviceState(e.idstr(), e.instanceId(), data);
+                rec.packet(-1, n);
+            };
+            pool.submit(e.idstr(), abort -> {
+                rec.threadStartUs = DeviceStateStats.nowUs();
+                try {
+                    e.handlers().saveCompletePrecopyThread(out, abort);
+                } finally {
+                    rec.threadEndUs = DeviceStateStats.nowUs();
+                }
+            });
+        }
+        return pool;
     }
 
     /**
@@ -288,6 +397,7 @@ public final class OutgoingMigration implements Runnable {
         SourceReturnPath rp = returnPath;
         if (rp != null) {
             rp.awaitShut(config.stallTimeout());
+            stats.phase("destination-loaded");
         }
     }
 
@@ -318,6 +428,7 @@ public final class OutgoingMigration implements Runnable {
         subject.outgoingCompleted();
         state.cas(MigrationStatus.DEVICE, MigrationStatus.COMPLETED);
         try {
+            deviceDigests = subject.deviceDigests();
             d.complete(RamDigest.sha256(subject.ramBlocks()));
         } catch (Throwable t) {
             d.completeExceptionally(t);
@@ -338,6 +449,10 @@ public final class OutgoingMigration implements Runnable {
         if (tx != null) {
             tx.fail(e);
             tx.close();
+        }
+        DeviceThreadPool pool = savePool;
+        if (pool != null) {
+            pool.close(); // abort flag set, every save thread joined
         }
         SaveVmDriver d = driver;
         if (d != null) {
@@ -404,7 +519,11 @@ public final class OutgoingMigration implements Runnable {
             if (pending <= threshold) {
                 pending = driver.pendingExact();
                 if (pending <= threshold) {
-                    return;
+                    if (switchoverAcked()) {
+                        return;
+                    }
+                    // migration_can_switchover: with switchover-ack, keep iterating until the ACK
+                    TimeUnit.MILLISECONDS.sleep(1);
                 }
             }
             long limitStart = window[1];
@@ -418,6 +537,18 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
         }
+    }
+
+    /**
+     * {@code migration_can_switchover}: without switchover-ack always; with it only once the
+     * destination sent SWITCHOVER_ACK (every device that needs one loaded its initial data).
+     */
+    private boolean switchoverAcked() {
+        if (!liveConfig.get().has(Capability.SWITCHOVER_ACK)) {
+            return true;
+        }
+        SourceReturnPath rp = returnPath;
+        return rp != null && rp.switchoverAcked();
     }
 
     /** Bytes on the wire so far: the main channel (as written to the socket buffer) plus every multifd channel. */
@@ -496,10 +627,24 @@ public final class OutgoingMigration implements Runnable {
         r.put("postcopy-bytes", 0);
         r.put("dirty-sync-missed-zero-copy", 0);
         m.put("ram", r);
+        long vfio = subject.vfioTransferred();
+        if (vfio >= 0) {
+            m.put("vfio", Map.of("transferred", vfio));
+        }
         MigrationException e = error.get();
         if (s == MigrationStatus.FAILED && e != null) {
             m.put("error-desc", e.getMessage());
         }
+        if (!stats.isEmpty()) {
+            m.put("x-jmigrate-device-state", stats.toQmp(tx == null ? List.of() : tx.stats()));
+        }
         return m;
+    }
+
+    /** Device digests as of the switchover (waits for the RAM digest first), or an empty map. */
+    public Map<String, String> deviceDigests() {
+        String ram = digest();
+        Map<String, String> d = deviceDigests;
+        return ram == null || d == null ? Map.of() : d;
     }
 }

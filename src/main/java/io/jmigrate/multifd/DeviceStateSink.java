@@ -13,6 +13,11 @@ import java.nio.ByteBuffer;
 public interface DeviceStateSink {
     void loadStateBuffer(String idstr, int instanceId, ByteBuffer data);
 
+    /** The same call with the id of the channel the packet arrived on (what the receive threads call). */
+    default void loadStateBuffer(int channel, String idstr, int instanceId, ByteBuffer data) {
+        loadStateBuffer(idstr, instanceId, data);
+    }
+
     /** A sink that rejects every packet (no device takes state over multifd). */
     DeviceStateSink NONE = (idstr, instanceId, data) -> {
         throw new io.jmigrate.common.MigrationException(io.jmigrate.common.MigrationException.Category.PROTOCOL,

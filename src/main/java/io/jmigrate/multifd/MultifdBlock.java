@@ -35,7 +35,19 @@ public final class MultifdBlock {
     /** The same for system calls only (no session acquire, so no allocation per buffer). */
     private final SegmentWindows ioWindows;
 
+    /** The block's memory as a file at offset 0, for sendfile, or null. */
+    private final java.nio.channels.FileChannel file;
+
     public MultifdBlock(String idstr, MemorySegment memory, int pageSize) {
+        this(idstr, memory, pageSize, null);
+    }
+
+    /**
+     * @param file a file whose contents are {@code memory} (a shared mapping of it from offset 0),
+     *             from which a sender may {@code transferTo} normal pages; or null
+     */
+    public MultifdBlock(String idstr, MemorySegment memory, int pageSize, java.nio.channels.FileChannel file) {
+        this.file = file;
         byte[] name = idstr.getBytes(StandardCharsets.ISO_8859_1);
         if (name.length == 0 || name.length > 255) {
             throw new IllegalArgumentException("RAMBlock idstr must be 1..255 bytes: '" + idstr + "'");
@@ -80,6 +92,11 @@ public final class MultifdBlock {
 
     public int pageSize() {
         return pageSize;
+    }
+
+    /** The file behind the memory (shared mapping from offset 0), or null. */
+    public java.nio.channels.FileChannel file() {
+        return file;
     }
 
     /** Marks the page at {@code offset} received; returns whether it had been received before. */

@@ -387,7 +387,16 @@ public final class MultifdReceiver implements AutoCloseable {
                 readBody(deviceData, pos, "device-state payload of " + len + " bytes");
                 pos += len;
                 deviceData.flip();
-                devices.loadStateBuffer(h.idstr(), h.instanceId(), deviceData.asReadOnlyBuffer());
+                DeviceStateEvents.Received ev = new DeviceStateEvents.Received();
+                ev.begin();
+                devices.loadStateBuffer(id, h.idstr(), h.instanceId(), deviceData.asReadOnlyBuffer());
+                if (ev.shouldCommit()) {
+                    ev.channel = id;
+                    ev.device = h.idstr();
+                    ev.instanceId = h.instanceId();
+                    ev.size = len;
+                    ev.commit();
+                }
                 packets++;
                 devicePackets++;
                 bytes = pos;

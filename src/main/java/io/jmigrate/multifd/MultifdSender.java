@@ -49,6 +49,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * }</pre>
  */
 public final class MultifdSender implements AutoCloseable {
+    /**
+     * Zero-copy send: normal pages of a block with a file behind it ({@code share=on} file or
+     * memfd) go out with {@code FileChannel.transferTo} (sendfile) after the packet header,
+     * without compression, on socket transports. {@code -Djmigrate.sendfile=off} turns it off.
+     */
+    public static final boolean SENDFILE = !"off".equals(System.getProperty("jmigrate.sendfile", "on"));
+
     private final MultifdConfig cfg;
     private final FirstError errors;
     private final SendChannel[] channels;
@@ -462,11 +469,20 @@ public final class MultifdSender implements AutoCloseable {
                 normal = n;
             }
             int zero = n - normal;
-            for (int i = 0; i < normal; i++) {
-                pageBufs[i] = views.page(i, block, sorted[i]);
+            java.nio.channels.FileChannel file = block.file();
+            boolean sendfile = file != null && normal > 0 && cfg.compression() == MultifdCompression.NONE
+                    && transport instanceof java.nio.channels.SocketChannel;
+            int k = 0;
+            int size;
+            if (sendfile) {
+                size = normal * ps;
+            } else {
+                for (int i = 0; i < normal; i++) {
+                    pageBufs[i] = views.page(i, block, sorted[i]);
+                }
+                k = normal > 0 ? codec.prepare(pageBufs, normal, iov, 1) : 0;
+                size = normal > 0 ? codec.nextPacketSize() : 0;
             }
-            int k = normal > 0 ? codec.prepare(pageBufs, normal, iov, 1) : 0;
-            int size = normal > 0 ? codec.nextPacketSize() : 0;
             packet.reset(cfg.compression().flag())
                     .pagesAlloc(cfg.pageCount())
                     .normalPages(normal)
@@ -478,13 +494,46 @@ public final class MultifdSender implements AutoCloseable {
                 packet.offset(i, sorted[i]);
             }
             iov[0] = packet.buffer();
-            bytes += ChannelIo.writeFully(transport, iov, 1 + k);
+            long written = ChannelIo.writeFully(transport, iov, 1 + k);
             for (int i = 0; i <= k; i++) {
                 iov[i] = null;
             }
+            if (sendfile) {
+                written += sendRuns(file, normal, ps);
+            }
+            bytes += written;
             packets++;
             normalPages += normal;
             zeroPages += zero;
+        }
+
+        /**
+         * The packet's normal pages straight from the block's file, one {@code transferTo}
+         * (sendfile) per run of contiguous offsets.
+         */
+        private long sendRuns(java.nio.channels.FileChannel file, int normal, int ps) throws IOException {
+            long total = 0;
+            int i = 0;
+            while (i < normal) {
+                long start = sorted[i];
+                int j = i + 1;
+                while (j < normal && sorted[j] == sorted[j - 1] + ps) {
+                    j++;
+                }
+                long len = (long) (j - i) * ps;
+                long done = 0;
+                while (done < len) {
+                    long w = file.transferTo(start + done, len - done, transport);
+                    if (w <= 0) {
+                        throw new IOException("sendfile of guest RAM at offset 0x" + Long.toHexString(start + done)
+                                + " made no progress (" + (len - done) + " bytes left)");
+                    }
+                    done += w;
+                }
+                total += len;
+                i = j;
+            }
+            return total;
         }
 
         private void writeDeviceState(MultifdPayload p) throws IOException {
@@ -493,7 +542,17 @@ public final class MultifdSender implements AutoCloseable {
             deviceHeader.limit(DeviceStatePacket.SIZE);
             iov[0] = deviceHeader;
             iov[1] = data;
+            DeviceStateEvents.Sent ev = new DeviceStateEvents.Sent();
+            ev.begin();
+            int size = data.remaining();
             bytes += ChannelIo.writeFully(transport, iov, 2);
+            if (ev.shouldCommit()) {
+                ev.channel = id;
+                ev.device = p.idstr();
+                ev.instanceId = p.instanceId();
+                ev.size = size;
+                ev.commit();
+            }
             iov[0] = null;
             iov[1] = null;
             packets++;

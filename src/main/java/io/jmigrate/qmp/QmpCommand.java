@@ -52,4 +52,9 @@ public sealed interface QmpCommand {
     record ObjectAdd(String qomType, String id, Map<String, String> props) implements QmpCommand { }
 
     record ObjectDel(String id) implements QmpCommand { }
+
+    /** @param value the new value in text form (on/off for booleans) */
+    record QomSet(String path, String property, String value) implements QmpCommand { }
+
+    record QomGet(String path, String property) implements QmpCommand { }
 }

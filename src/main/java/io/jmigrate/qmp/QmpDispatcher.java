@@ -55,10 +55,7 @@ public final class QmpDispatcher {
                     vm.cont();
                     yield Map.of();
                 }
-                case QmpCommand.Quit c -> {
-                    quit.run();
-                    yield Map.of();
-                }
+                case QmpCommand.Quit c -> Map.of(); // the process ends in afterReply, once the reply is queued
                 case QmpCommand.Migrate c -> {
                     migration.migrate(c.uri());
                     yield Map.of();
@@ -94,6 +91,11 @@ public final class QmpDispatcher {
                     vm.objectAdd(c.qomType(), c.id(), c.props());
                     yield Map.of();
                 }
+                case QmpCommand.QomSet c -> {
+                    vm.qomSet(c.path(), c.property(), c.value());
+                    yield Map.of();
+                }
+                case QmpCommand.QomGet c -> vm.qomGet(c.path(), c.property());
                 case QmpCommand.ObjectDel c -> {
                     vm.objectDel(c.id());
                     yield Map.of();
@@ -129,6 +131,16 @@ public final class QmpDispatcher {
             }
         }
         return m;
+    }
+
+    /**
+     * Runs what must follow a command's reply rather than precede it: {@code quit} ends the
+     * process only once its {@code {"return": {}}} is queued, so the server's close sends it.
+     */
+    public void afterReply(QmpCommand cmd) {
+        if (cmd instanceof QmpCommand.Quit) {
+            quit.run();
+        }
     }
 
     private Map<String, Object> workload() {

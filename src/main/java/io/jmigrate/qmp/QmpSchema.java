@@ -41,9 +41,14 @@ import java.util.function.Function;
  * → {"execute": "object-add", "arguments": {"qom-type": "authz-list", "id": "auth0", "policy": "deny",
  *    "rules": [{"match": "CN=src.example.com,O=Example", "policy": "allow"}]}}
  * → {"execute": "object-del", "arguments": {"id": "auth0"}}
+ * → {"execute": "qom-set", "arguments": {"path": "/machine/peripheral/vf0",
+ *    "property": "x-migration-multifd-transfer", "value": "off"}}                   ← {"return": {}}
+ * → {"execute": "qom-get", "arguments": {"path": "/machine/peripheral/vf0",
+ *    "property": "x-migration-multifd-transfer"}}                                   ← {"return": "off"}
  * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": "", "current": "cd34…"}}
  * → {"execute": "x-jmigrate-query-workload"}    ← {"return": {"enabled": true, "ok": true, …}}
- * events: MIGRATION {"status"}, MIGRATION_PASS {"pass"}, STOP {}, RESUME {}
+ * events: MIGRATION {"status"}, MIGRATION_PASS {"pass"}, STOP {}, RESUME {},
+ *   VFIO_MIGRATION {"device-id", "qom-path", "device-state"} (devices with migration-events=on)
  * </pre>
  */
 public final class QmpSchema {
@@ -52,7 +57,7 @@ public final class QmpSchema {
 
     /** Argument types as QEMU names them in "Invalid parameter type" errors. */
     public enum Type {
-        STRING("string"), INTEGER("integer"), BOOLEAN("boolean"), ARRAY("array"), OBJECT("object");
+        STRING("string"), INTEGER("integer"), BOOLEAN("boolean"), ARRAY("array"), OBJECT("object"), ANY("any");
 
         final String qapiName;
 
@@ -67,6 +72,7 @@ public final class QmpSchema {
                 case BOOLEAN -> n.isBoolean();
                 case ARRAY -> n.isArray();
                 case OBJECT -> n.isObject();
+                case ANY -> !n.isNull();
             };
         }
     }
@@ -121,6 +127,11 @@ public final class QmpSchema {
                     req("id", Type.STRING), opt("dir", Type.STRING), opt("endpoint", Type.STRING),
                     opt("verify-peer", Type.BOOLEAN), opt("identity", Type.STRING), opt("policy", Type.STRING),
                     opt("rules", Type.ARRAY)), QmpSchema::objectAdd),
+            new Spec<>("qom-set", QmpCommand.QomSet.class, List.of(req("path", Type.STRING),
+                    req("property", Type.STRING), req("value", Type.ANY)), QmpSchema::qomSet),
+            new Spec<>("qom-get", QmpCommand.QomGet.class, List.of(req("path", Type.STRING),
+                    req("property", Type.STRING)),
+                    a -> new QmpCommand.QomGet(a.get("path").asText(), a.get("property").asText())),
             new Spec<>("object-del", QmpCommand.ObjectDel.class, List.of(req("id", Type.STRING)),
                     a -> new QmpCommand.ObjectDel(a.get("id").asText())),
             new Spec<>("x-jmigrate-query-digest", QmpCommand.XJmigrateQueryDigest.class, List.of(),
@@ -177,7 +188,8 @@ public final class QmpSchema {
     }
 
     /** Every event jmigrate emits. */
-    public static final List<String> EVENTS = List.of("MIGRATION", "MIGRATION_PASS", "STOP", "RESUME");
+    public static final List<String> EVENTS = List.of("MIGRATION", "MIGRATION_PASS", "STOP", "RESUME",
+            "VFIO_MIGRATION");
 
     private static List<Arg> parameterArgs() {
         List<Arg> l = new ArrayList<>();
@@ -240,6 +252,22 @@ public final class QmpSchema {
             m.put(e.getKey(), e.getValue().isIntegralNumber() ? (Object) e.getValue().asLong() : e.getValue().asText());
         }
         return new QmpCommand.MigrateSetParameters(m);
+    }
+
+    /** qom-set: the value in its text form (booleans as on/off, numbers in decimal). */
+    private static QmpCommand.QomSet qomSet(ObjectNode a) {
+        JsonNode v = a.get("value");
+        String text;
+        if (v.isBoolean()) {
+            text = v.asBoolean() ? "on" : "off";
+        } else if (v.isIntegralNumber()) {
+            text = v.bigIntegerValue().toString();
+        } else if (v.isTextual()) {
+            text = v.asText();
+        } else {
+            throw QmpError.generic("Invalid parameter type for 'value', expected: string, number or boolean");
+        }
+        return new QmpCommand.QomSet(a.get("path").asText(), a.get("property").asText(), text);
     }
 
     /** object-add: the properties other than qom-type and id, flattened to keyval form. */

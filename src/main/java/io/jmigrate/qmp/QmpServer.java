@@ -451,16 +451,23 @@ public final class QmpServer implements EventSink, AutoCloseable {
             }
             boolean negotiating = !negotiated && req.isObject()
                     && "qmp_capabilities".equals(req.path("execute").textValue());
-            JsonNode reply = handle(req);
-            if (!sendReply(reply)) {
+            Handled h = handle(req);
+            if (!sendReply(h.reply())) {
                 return;
             }
-            if (negotiating && reply.has("return")) {
+            if (negotiating && h.reply().has("return")) {
                 negotiated = true; // events from now on, after the reply that opened them
+            }
+            if (h.executed() != null) {
+                dispatcher.get().afterReply(h.executed());
             }
         }
 
-        private JsonNode handle(JsonNode req) {
+        /** The reply, and the command that was executed successfully (null if none was). */
+        private record Handled(JsonNode reply, QmpCommand executed) {
+        }
+
+        private Handled handle(JsonNode req) {
             JsonNode id = req.isObject() ? req.get("id") : null;
             try {
                 if (!req.isObject()) {
@@ -496,14 +503,14 @@ public final class QmpServer implements EventSink, AutoCloseable {
                 if (id != null) {
                     reply.set("id", id);
                 }
-                return reply;
+                return new Handled(reply, cmd);
             } catch (QmpError e) {
-                return error(id, e);
+                return new Handled(error(id, e), null);
             } catch (RuntimeException | LinkageError | AssertionError | StackOverflowError e) {
                 // a failing command gets an error reply and the session goes on, as in QEMU
                 System.err.println("jmigrate: QMP command " + req.path("execute") + " failed internally: " + e);
                 e.printStackTrace();
-                return error(id, QmpError.generic("internal error: " + e));
+                return new Handled(error(id, QmpError.generic("internal error: " + e)), null);
             }
         }
     }

@@ -122,7 +122,8 @@ public final class RamSaver implements SaveVmHandlers.Save {
         if (multifd != null) {
             for (int i = 0; i < blocks.size(); i++) {
                 RamBlock b = blocks.get(i);
-                multifdBlocks[i] = new MultifdBlock(b.idstr(), b.segment(), b.pageSize());
+                multifdBlocks[i] = new MultifdBlock(b.idstr(), b.segment(), b.pageSize(),
+                        MultifdSender.SENDFILE ? b.sharedFile() : null);
             }
         }
         this.windows = new SegmentWindows[blocks.size()];

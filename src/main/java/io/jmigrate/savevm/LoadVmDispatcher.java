@@ -22,6 +22,10 @@ public final class LoadVmDispatcher {
 
         /** PING(value) arrived: reply PONG(value). */
         void pong(int value);
+
+        /** MIG_CMD_SWITCHOVER_START arrived (before the devices' hooks run); for stats. */
+        default void switchoverStart() {
+        }
     }
 
     private final SaveStateRegistry<SaveVmHandlers.Load> registry;
@@ -169,6 +173,9 @@ public final class LoadVmDispatcher {
             }
             case SWITCHOVER_START -> {
                 sawSwitchoverStart = true;
+                if (returnPath != null) {
+                    returnPath.switchoverStart();
+                }
                 for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
                     e.handlers().switchoverStart(loadThreads);
                 }

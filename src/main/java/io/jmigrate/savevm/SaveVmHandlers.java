@@ -171,6 +171,16 @@ public sealed interface SaveVmHandlers permits SaveVmHandlers.Save, SaveVmHandle
         default void loadCleanup() {
         }
 
+        // ---- any thread (query-migrate) -------------------------------------------------------
+
+        /**
+         * Device-specific counters for {@code query-migrate}'s {@code x-jmigrate-device-state}
+         * (e.g. packets that arrived out of order); names in QMP style. Empty by default.
+         */
+        default java.util.Map<String, Object> loadStats() {
+            return java.util.Map.of();
+        }
+
         // ---- mig/dst/recv_N, no lock held, concurrently from several channels ------------------
 
         /**

@@ -86,6 +86,7 @@ public final class VfioMigration {
     private VfioDataFd dataFd;
     private MigrationException vmStateError;
     private volatile String testRequestState;
+    private volatile String testCorruptPacket;
     private final AtomicLong transferred = new AtomicLong();
     private volatile Map<String, Object> lastStats = Map.of();
 
@@ -136,6 +137,32 @@ public final class VfioMigration {
 
     public String testRequestState() {
         return testRequestState == null ? "" : testRequestState;
+    }
+
+    /** The values of the test hook {@code x-test-corrupt-packet}; {@code reverse} is valid, only reordered. */
+    public static final java.util.List<String> CORRUPTIONS = java.util.List.of("duplicate", "after-config",
+            "config-not-last", "version", "reverse");
+
+    /**
+     * Test hook {@code x-test-corrupt-packet}: the next multifd save thread sends one bad
+     * {@link VfioStatePacket}: {@code duplicate} (idx 0 twice), {@code after-config} (a data
+     * packet after the config packet), {@code config-not-last} (the last data packet numbered
+     * above the config packet, sent before it), {@code version} (idx 0 with version 1), each
+     * once; or valid packets in an order that makes out-of-order arrival certain:
+     * {@code reverse} (the data packets queued last idx first, then the config; with more
+     * packets than channels two share a channel, which keeps its order, so a lower idx arrives
+     * after a higher one), kept until cleared. Empty clears.
+     */
+    public void setTestCorruptPacket(String mode) {
+        if (mode != null && !mode.isEmpty() && !CORRUPTIONS.contains(mode)) {
+            throw new MigrationException(Category.CONFIG, "VFIO device " + idstr() + ": x-test-corrupt-packet '" + mode
+                    + "' must be one of " + CORRUPTIONS);
+        }
+        testCorruptPacket = mode == null || mode.isEmpty() ? null : mode;
+    }
+
+    public String testCorruptPacket() {
+        return testCorruptPacket == null ? "" : testCorruptPacket;
     }
 
     // ---- device states --------------------------------------------------------------------------
@@ -437,7 +464,13 @@ public final class VfioMigration {
             throwVmStateError();
             setState(VfioDeviceState.STOP_COPY, VfioDeviceState.STOP);
             VfioDataFd fd = fd("stop-copy read");
+            String corrupt = testCorruptPacket;
+            if (!"reverse".equals(corrupt)) {
+                testCorruptPacket = null;
+            }
+            java.util.ArrayList<ByteBuffer> reversed = "reverse".equals(corrupt) ? new java.util.ArrayList<>() : null;
             ByteBuffer packet = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + bufferSize);
+            ByteBuffer held = null;
             long idx = 0;
             while (true) {
                 abort.check("VFIO device " + idstr() + " save thread");
@@ -448,17 +481,57 @@ public final class VfioMigration {
                 }
                 new VfioStatePacket(idx++, false).encode(packet, 0);
                 packet.flip();
-                out.queue(packet);
-                transferred.addAndGet(packet.limit());
-                packets++;
+                if (idx == 1 && "version".equals(corrupt)) {
+                    packet.putInt(0, 1);
+                }
+                if (held != null) {
+                    send(out, held);
+                    held = null;
+                }
+                if ("config-not-last".equals(corrupt) || "after-config".equals(corrupt)) {
+                    held = ByteBuffer.allocate(packet.remaining()).put(packet.duplicate()).flip();
+                    continue;
+                }
+                if (reversed != null) {
+                    reversed.add(ByteBuffer.allocate(packet.remaining()).put(packet.duplicate()).flip());
+                    continue;
+                }
+                send(out, packet);
+                if (idx == 1 && "duplicate".equals(corrupt)) {
+                    send(out, packet.rewind());
+                }
+            }
+            if (reversed != null) {
+                for (int i = reversed.size() - 1; i >= 0; i--) {
+                    abort.check("VFIO device " + idstr() + " save thread");
+                    send(out, reversed.get(i));
+                }
             }
             byte[] cfg = configBytes();
             ByteBuffer last = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + cfg.length);
-            new VfioStatePacket(idx, true).encode(last, 0);
             last.position(VfioStatePacket.HEADER_SIZE).put(cfg).flip();
             abort.check("VFIO device " + idstr() + " save thread");
-            out.queue(last);
-            transferred.addAndGet(last.limit());
+            if (held != null) {
+                // test hook: the last data packet (idx n-1) is renumbered n, the config packet
+                // takes n-1; after-config sends the config first, config-not-last the data first
+                new VfioStatePacket(idx, false).encode(held, 0);
+                new VfioStatePacket(idx - 1, true).encode(last, 0);
+                if ("after-config".equals(corrupt)) {
+                    send(out, last);
+                    send(out, held);
+                } else {
+                    send(out, held);
+                    send(out, last);
+                }
+                return;
+            }
+            new VfioStatePacket(idx, true).encode(last, 0);
+            send(out, last);
+        }
+
+        private void send(DeviceStateOutput out, ByteBuffer p) {
+            out.queue(p);
+            transferred.addAndGet(p.limit());
             packets++;
         }
 
@@ -641,9 +714,14 @@ public final class VfioMigration {
                 throw new MigrationException(Category.PROTOCOL, "VFIO device " + idstr() + ": got device state "
                         + "packet but not doing multifd transfer (x-migration-multifd-transfer must agree on both sides)");
             }
-            ByteBuffer b = data.duplicate();
-            VfioStatePacket p = VfioStatePacket.decode(b, idstr());
-            buffers.put(p.idx(), b, p.config());
+            try {
+                ByteBuffer b = data.duplicate();
+                VfioStatePacket p = VfioStatePacket.decode(b, idstr());
+                buffers.put(p.idx(), b, p.config());
+            } catch (MigrationException e) {
+                buffers.abort(e.getMessage()); // the load thread must not wait for what will never come
+                throw e;
+            }
         }
 
         @Override
@@ -715,6 +793,22 @@ public final class VfioMigration {
                         + "without the device's config state" + (multifd ? " (no config packet was loaded)" : ""));
             }
             setState(VfioDeviceState.STOP, VfioDeviceState.ERROR);
+        }
+
+        @Override
+        public Map<String, Object> loadStats() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("transfer", multifd ? "multifd" : "main");
+            m.put("vfio-transferred", transferred.get());
+            m.put("device-state", backend.deviceState().qapiName());
+            if (buffers != null) {
+                OrderedReassembler.Stats s = buffers.stats();
+                m.put("late-arrivals", s.lateArrivals());
+                m.put("max-displacement", s.maxDisplacement());
+                m.put("peak-queued-bytes", s.peakQueuedBytes());
+                m.put("buffers-loaded", s.taken());
+            }
+            return m;
         }
 
         @Override

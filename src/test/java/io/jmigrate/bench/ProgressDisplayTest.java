@@ -52,9 +52,9 @@ class ProgressDisplayTest {
         p.update(Progress.of(q(ACTIVE)), 0);
         p.update(Progress.of(q(DONE)), 1);
         String s = buf.toString(StandardCharsets.UTF_8);
-        assertThat(s).startsWith("\ra→b [############............]  50%  active  RAM 512/1024 MiB  dev 0 B  4.21 Gbit/s"
-                + "  exp. downtime 38 ms");
-        assertThat(s).contains("\ra→b [########################] 100%  completed").endsWith("downtime 212 ms"
+        assertThat(s).startsWith("\ra→b [############............]  active  RAM 50% (512/1024 MiB)  dev 0 B  "
+                + "4.21 Gbit/s  exp. downtime 38 ms");
+        assertThat(s).contains("\ra→b [########################]  completed  RAM 100%").endsWith("downtime 212 ms"
                 + System.lineSeparator());
         assertThat(s.chars().filter(c -> c == '\n').count()).isEqualTo(1);
     }
@@ -70,7 +70,7 @@ class ProgressDisplayTest {
         p.update(Progress.of(q(DONE)), S + 2);        // end: printed
         String[] lines = buf.toString(StandardCharsets.UTF_8).split("\\R");
         assertThat(lines).hasSize(4);
-        assertThat(lines[0]).isEqualTo("RAM  50%  active  RAM 512/1024 MiB  dev 0 B  4.21 Gbit/s  exp. downtime 38 ms");
+        assertThat(lines[0]).isEqualTo("active  RAM 50% (512/1024 MiB)  dev 0 B  4.21 Gbit/s  exp. downtime 38 ms");
         assertThat(lines[2]).contains("device", "dev 3.0 MiB", "9.00 Gbit/s");
         assertThat(lines[3]).contains("completed", "downtime 212 ms");
         assertThat(buf.toString(StandardCharsets.UTF_8)).doesNotContain("\r");

@@ -78,7 +78,7 @@ class ThroughputReportTest {
 
         String table = rep.table();
         assertThat(table).contains("1024 MiB", "1500 [1000-2000]", "0.716 [0.537-1.074]",
-                "not supported: jmigrate refused capability multifd", "precopy    -  qemu-7.2.22    0.40 [0.25-0.70]");
+                "not supported: jmigrate refused capability multifd", "precopy    -  jmigrate       qemu-7.2.22    0.40 [0.25-0.70]");
 
         JsonNode json = rep.toJson();
         assertThat(json.path("config").path("valid").asBoolean()).isTrue();
@@ -107,7 +107,7 @@ class ThroughputReportTest {
             assertThat(r.ratio()).isCloseTo(2.0, within(1e-9));
         });
         assertThat(rep.table()).contains("jmigrate       zstd       4  2000 [2000-2000]",
-                "zstd       4  qemu           2.00");
+                "zstd       4  jmigrate       qemu           2.00");
         JsonNode json = rep.toJson();
         assertThat(json.path("results").get(1).path("compression").asText()).isEqualTo("zstd");
         assertThat(json.path("results").get(1).path("mode").asText()).isEqualTo("multifd");

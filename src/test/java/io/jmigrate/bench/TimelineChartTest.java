@@ -49,6 +49,25 @@ class TimelineChartTest {
     }
 
     @Test
+    void markersFarPastTheLastSpanAreListedInsteadOfStretchingTheAxis() throws Exception {
+        Timeline t = SampleTimelines.parallel(2, 6);
+        List<Timeline.Marker> ms = new java.util.ArrayList<>(t.markers());
+        ms.add(new Timeline.Marker("destination resumed (late)", 40 * t.endNs(), Timeline.Side.DESTINATION));
+        Timeline late = new Timeline(t.title(), "with a marker 40 times later than the rest", t.lanes(), ms);
+        Files.createDirectories(OUT);
+        BufferedImage a = TimelineChart.render(t);
+        BufferedImage b = TimelineChart.render(late);
+        TimelineChart.writePng(late, OUT.resolve("timeline-late-marker.png"));
+        // same axis: the pixel columns of the lanes are identical, only the header differs
+        assertThat(b.getWidth()).isEqualTo(a.getWidth());
+        int ya = a.getHeight() - 60;
+        int yb = b.getHeight() - 60;
+        for (int x = 0; x < a.getWidth(); x += 7) {
+            assertThat(b.getRGB(x, yb)).as("x=%d", x).isEqualTo(a.getRGB(x, ya));
+        }
+    }
+
+    @Test
     void anEmptyTimelineStillRenders() throws Exception {
         Path png = OUT.resolve("timeline-empty.png");
         Files.createDirectories(OUT);

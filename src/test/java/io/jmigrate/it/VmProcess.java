@@ -72,10 +72,16 @@ final class VmProcess implements AutoCloseable {
 
     /** Starts {@code jmigrate vm --name NAME --qmp unix:DIR/NAME.qmp ARGS} and connects to its QMP. */
     static VmProcess start(Path dir, String name, String... args) throws Exception {
+        return start(dir, name, List.of(), args);
+    }
+
+    /** As {@link #start(Path, String, String...)} with extra JVM options (e.g. a JFR recording). */
+    static VmProcess start(Path dir, String name, List<String> jvmOptions, String... args) throws Exception {
         Path qmp = dir.resolve(name + ".qmp");
         Path log = dir.resolve(name + ".log");
-        List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx96m", "-XX:+UseSerialGC",
-                "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(), "vm", "--name", name,
+        List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx96m", "-XX:+UseSerialGC"));
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(), "vm", "--name", name,
                 "--qmp", "unix:" + qmp));
         cmd.addAll(List.of(args));
         Process p = track(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start());

@@ -21,14 +21,25 @@ import java.util.concurrent.CountDownLatch;
  * destination then sees every multifd channel before the main stream, whichever the source's
  * threads connected first, so a test of a refused channel does not depend on that race.
  */
-final class MultifdFaultProxy implements AutoCloseable {
+public final class MultifdFaultProxy implements AutoCloseable {
     static final int INIT = 64;
     static final int PACKET = 320 + 8 * 128;
 
-    enum Fault {
+    public enum Fault {
         NONE, INIT_MAGIC, INIT_VERSION, CHANNEL_ID_OUT_OF_RANGE, DUPLICATE_ID, HEADER_MAGIC, HEADER_VERSION,
         COUNT_ABOVE_CAPACITY, OFFSET_OUTSIDE_BLOCK, UNKNOWN_BLOCK, TRUNCATED_PAYLOAD, DROPPED_MID_PACKET,
-        NEVER_CONNECTS
+        NEVER_CONNECTS,
+        /** Device state, on whichever channel carries the first device-state packet: the link breaks mid-payload. */
+        DEVICE_STATE_DROPPED,
+        /** Device state: the first device-state packet's instance id becomes 7. */
+        DEVICE_STATE_UNKNOWN_INSTANCE
+    }
+
+    /** Device-state faults hit the first device-state packet of any channel, once. */
+    private final java.util.concurrent.atomic.AtomicBoolean deviceFaultDone = new java.util.concurrent.atomic.AtomicBoolean();
+
+    private boolean deviceFault() {
+        return fault == Fault.DEVICE_STATE_DROPPED || fault == Fault.DEVICE_STATE_UNKNOWN_INSTANCE;
     }
 
     private final ServerSocketChannel server;
@@ -40,11 +51,11 @@ final class MultifdFaultProxy implements AutoCloseable {
     private final CountDownLatch gate;
     private volatile boolean closed;
 
-    MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels) throws IOException {
+    public MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels) throws IOException {
         this(destination, fault, targetId, channels, 0);
     }
 
-    MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels, int gate)
+    public MultifdFaultProxy(InetSocketAddress destination, Fault fault, int targetId, int channels, int gate)
             throws IOException {
         this.gate = new CountDownLatch(gate);
         this.destination = destination;
@@ -55,7 +66,7 @@ final class MultifdFaultProxy implements AutoCloseable {
         Thread.ofPlatform().daemon().name("proxy-accept").start(this::acceptLoop);
     }
 
-    String uri() throws IOException {
+    public String uri() throws IOException {
         return "tcp:127.0.0.1:" + ((InetSocketAddress) server.getLocalAddress()).getPort();
     }
 
@@ -115,6 +126,10 @@ final class MultifdFaultProxy implements AutoCloseable {
             write(dst, init);
             gate.countDown();
             multifd = false;
+            if (deviceFault()) {
+                deviceStateLoop(src, dst);
+                return;
+            }
             if (!target || fault == Fault.NONE) {
                 pump(src, dst);
                 return;
@@ -161,6 +176,44 @@ final class MultifdFaultProxy implements AutoCloseable {
             }
             closeQuietly(src);
             closeQuietly(dst);
+        }
+    }
+
+    /** Parses every packet (RAM or device state) and spoils the first device-state packet seen on any channel. */
+    private void deviceStateLoop(SocketChannel src, SocketChannel dst) throws IOException {
+        while (true) {
+            ByteBuffer h = read(src, 12);
+            int flags = h.getInt(8);
+            if ((flags & 0x40) == 0) {
+                ByteBuffer p = read(src, PACKET - 12);
+                int next = p.getInt(20 - 12);
+                write(dst, h);
+                write(dst, p);
+                write(dst, read(src, next));
+                continue;
+            }
+            ByteBuffer d = read(src, 276 - 12);
+            int len = d.getInt(272 - 12);
+            ByteBuffer payload = read(src, len);
+            if (deviceFaultDone.compareAndSet(false, true)) {
+                if (fault == Fault.DEVICE_STATE_UNKNOWN_INSTANCE) {
+                    d.putInt(268 - 12, 7);
+                } else {
+                    write(dst, h);
+                    write(dst, d);
+                    payload.limit(len / 2);
+                    write(dst, payload);
+                    dst.close();
+                    ByteBuffer sink = ByteBuffer.allocate(1 << 16);
+                    while (src.read(sink.clear()) >= 0) {
+                        // swallow
+                    }
+                    return;
+                }
+            }
+            write(dst, h);
+            write(dst, d);
+            write(dst, payload);
         }
     }
 
@@ -215,6 +268,10 @@ final class MultifdFaultProxy implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
+        closeAll();
+    }
+
+    private void closeAll() throws IOException {
         closed = true;
         while (gate.getCount() > 0) {
             gate.countDown();

@@ -40,6 +40,7 @@ class QmpRobustnessTest {
     private QmpServer server;
     private QmpClient qmp;
     private int probes;
+    private volatile Runnable onQuit = () -> { };
 
     @BeforeEach
     void start() {
@@ -47,7 +48,7 @@ class QmpRobustnessTest {
         AtomicReference<QmpDispatcher> d = new AtomicReference<>();
         server = new QmpServer("unix:" + dir.resolve("qmp.sock"), d::get);
         vm.setEventSink(server);
-        d.set(new QmpDispatcher(vm, new MigrationManager(vm, server), () -> { }));
+        d.set(new QmpDispatcher(vm, new MigrationManager(vm, server), () -> onQuit.run()));
         server.start();
         qmp = QmpClient.connect(server.address());
     }
@@ -201,6 +202,12 @@ class QmpRobustnessTest {
             assertError(p, "GenericError", "Parameter 'x-probe' is unexpected");
         }
         assertError(qmp.call("query-cpus-fast", null), "CommandNotFound", "The command query-cpus-fast has not been found");
+    }
+
+    @Test
+    void theReplyToQuitIsSentEvenWhenTheServerClosesAtOnce() {
+        onQuit = server::close; // as the vm process does: quit closes the server and exits
+        assertThat(qmp.execute("quit", null).isObject()).isTrue();
     }
 
     @Test

@@ -244,6 +244,6 @@ class QmpServerTest {
                         "migrate_cancel", "migrate-set-capabilities", "migrate-set-parameters", "query-migrate",
                         "query-migrate-capabilities", "query-migrate-parameters", "x-jmigrate-query-digest");
         assertThat(QmpCommand.class.getPermittedSubclasses()).hasSize(QmpSchema.COMMANDS.size());
-        assertThat(QmpSchema.EVENTS).containsExactly("MIGRATION", "MIGRATION_PASS", "STOP", "RESUME");
+        assertThat(QmpSchema.EVENTS).containsExactly("MIGRATION", "MIGRATION_PASS", "STOP", "RESUME", "VFIO_MIGRATION");
     }
 }
