@@ -109,10 +109,10 @@ public final class QmpDispatcher {
     }
 
     /**
-     * The digests the last migrations recorded, plus {@code current}: the RAM as it is now (read
-     * with the workload's vCPUs parked, so a running guest gives a consistent picture). A source
-     * whose migration failed must show the same {@code current} as before it started, when its
-     * guest wrote nothing in between.
+     * The digests the last migrations recorded, plus {@code current} and {@code current-devices}:
+     * the RAM and each reporting device's state as they are now (read with the workload's vCPUs
+     * parked, so a running guest gives a consistent picture). A source whose migration failed
+     * must show the same as before it started, when its guest and devices wrote nothing in between.
      */
     private Map<String, Object> digests() {
         Map<String, Object> m = new LinkedHashMap<>(migration.digests());
@@ -124,6 +124,7 @@ public final class QmpDispatcher {
             }
             try {
                 m.put("current", vm.ramDigest());
+                m.put("current-devices", vm.deviceDigests());
             } finally {
                 if (pause) {
                     w.resume();

@@ -29,9 +29,11 @@ import static org.assertj.core.api.Assertions.assertThat;
  * source) at every phase (setup, RAM iteration, switchover and device-state transfer, completion),
  * injected by a {@link PhaseFaultProxy} that recognises the phase on the wire.
  *
- * <p>One long-lived source serves every cell (a fresh destination per cell). Its RAM was filled by
- * a workload in another process and loaded from a file; it runs without a workload, so its RAM
- * digest ({@code x-jmigrate-query-digest} "current") must be the same before and after every cell.
+ * <p>One long-lived source serves every cell (a fresh destination per cell). Its RAM is filled with
+ * pseudo-random bytes and it has two blob devices and an emulated VFIO VF; it runs without a
+ * workload and its devices keep their state, so its RAM and device digests
+ * ({@code x-jmigrate-query-digest} "current", "current-devices") must be the same before and
+ * after every cell.
  * In every cell: the source ends {@code failed} and keeps running with that digest (a killed
  * source: the destination's side only); the destination ends {@code failed} with an error and
  * never runs; then a retry to a fresh destination completes with the source's digest.
@@ -51,22 +53,37 @@ class FaultMatrixIT {
     static Path dir;
     VmProcess src;
     String digest;
+    JsonNode devices;
     int serial;
 
+    /**
+     * Every VM's devices: two blobs and an emulated VFIO VF, whose state goes over multifd device
+     * state at the switchover; they keep their state while running (mutate=off, dirty-rate=0) so
+     * that the source's device digests, like its RAM's, must not change across a failed migration.
+     */
+    static final List<String> DEVICES = List.of("--device", "blob,id=b0,size=4M,mutate=off",
+            "--device", "blob,id=b1,size=1M,chunk=256K,mutate=off",
+            "--device", "vfio-emu,id=vf0,state-size=4M,dirty-rate=0");
+
+    static VmProcess vm(String name, String... more) throws Exception {
+        List<String> args = new ArrayList<>(List.of("-m", MEM));
+        args.addAll(DEVICES);
+        args.addAll(List.of(more));
+        return VmProcess.start(dir, name, args.toArray(String[]::new));
+    }
+
+    /** A source: guest RAM filled with the same pseudo-random bytes (every page normal). */
+    static VmProcess source(String name) throws Exception {
+        return vm(name, "--x-fill-random", "7");
+    }
+
     @BeforeAll
-    void fillAndStartTheSource() throws Exception {
-        Path image = dir.resolve("fill.mig");
-        try (VmProcess fill = VmProcess.start(dir, "fill", "-m", MEM, "--workload", "dirty-rate=256,pattern=increment")) {
-            fill.awaitPagesTouched((32L << 20) / 4096 * 2); // every page written at least once
-            fill.exec("migrate", Map.of("uri", "file:" + image));
-            JsonNode r = fill.awaitMigration(VmProcess::isFinal, Duration.ofSeconds(60));
-            assertThat(r.path("status").asText()).as(r.toString()).isEqualTo("completed");
-        }
-        src = VmProcess.start(dir, "src", "-m", MEM, "--incoming", "file:" + image);
-        src.awaitMigration(s -> s.equals("completed"), Duration.ofSeconds(60));
-        src.await("query-status", s -> s.path("status").asText().equals("running"), Duration.ofSeconds(30));
+    void startTheSource() throws Exception {
+        src = source("src");
         digest = current(src);
+        devices = src.exec("x-jmigrate-query-digest").path("current-devices");
         assertThat(digest).hasSize(64);
+        assertThat(devices.size()).as(devices.toString()).isEqualTo(3);
     }
 
     @AfterAll
@@ -125,13 +142,12 @@ class FaultMatrixIT {
         VmProcess source = src;
         VmProcess killedSource = null;
         if (fault == Fault.KILL_SOURCE) {
-            killedSource = VmProcess.start(dir, "ks" + n, "-m", MEM, "--incoming", "file:" + dir.resolve("fill.mig"));
-            killedSource.awaitMigration(s -> s.equals("completed"), Duration.ofSeconds(60));
+            killedSource = source("ks" + n);
             source = killedSource;
         }
         String srcOutcome;
         String dstOutcome;
-        try (VmProcess dst = VmProcess.start(dir, "d" + n, "-m", MEM, "--incoming", "defer")) {
+        try (VmProcess dst = vm("d" + n, "--incoming", "defer")) {
             configure(source, 32L << 20, STALL_TIMEOUT_MS);
             configure(dst, 32L << 20, 2 * STALL_TIMEOUT_MS);
             int port = listen(dst);
@@ -163,8 +179,12 @@ class FaultMatrixIT {
                     String why = s.path("error-desc").asText();
                     assertThat(why).as("%s: source error", ctx).isNotBlank();
                     assertThat(source.status()).as("%s: the source runs again", ctx).isEqualTo("running");
-                    assertThat(current(source)).as("%s: source RAM digest after the failure", ctx).isEqualTo(digest);
-                    srcOutcome = "failed, running, digest unchanged: " + why;
+                    JsonNode now = source.exec("x-jmigrate-query-digest");
+                    assertThat(now.path("current").asText()).as("%s: source RAM digest after the failure", ctx)
+                            .isEqualTo(digest);
+                    assertThat(now.path("current-devices")).as("%s: source device digests after the failure", ctx)
+                            .isEqualTo(devices);
+                    srcOutcome = "failed, running, digests unchanged: " + why;
                 } else {
                     srcOutcome = "killed (at " + proxy.firedAt() + ")";
                 }
@@ -196,7 +216,7 @@ class FaultMatrixIT {
 
     /** The retry: the source to a fresh destination, straight (no proxy), at full speed. */
     private String retry(int n) throws Exception {
-        try (VmProcess dst = VmProcess.start(dir, "r" + n, "-m", MEM, "--incoming", "defer")) {
+        try (VmProcess dst = vm("r" + n, "--incoming", "defer")) {
             configure(src, 1L << 30, STALL_TIMEOUT_MS);
             configure(dst, 1L << 30, 2 * STALL_TIMEOUT_MS);
             int port = listen(dst);
@@ -209,6 +229,8 @@ class FaultMatrixIT {
             JsonNode dd = dst.exec("x-jmigrate-query-digest");
             assertThat(sd.path("outgoing").asText()).isEqualTo(digest);
             assertThat(dd.path("incoming").asText()).isEqualTo(digest);
+            assertThat(sd.path("outgoing-devices")).isEqualTo(devices);
+            assertThat(dd.path("incoming-devices")).isEqualTo(devices);
             assertThat(dst.status()).isEqualTo("running");
             src.exec("cont"); // the source goes on as the source of the next cell
             assertThat(src.status()).isEqualTo("running");

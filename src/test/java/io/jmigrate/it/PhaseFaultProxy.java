@@ -218,6 +218,9 @@ final class PhaseFaultProxy implements AutoCloseable {
             if (triggered && action == Action.FREEZE) {
                 released.await();
             }
+            if (closed) {
+                throw new IOException("proxy closed"); // nothing held is delivered after the end
+            }
             if (forward && p.stalled) {
                 closedLatch.await();
                 throw new IOException("proxy closed");
