@@ -129,7 +129,7 @@ public final class ThroughputBench {
                     if (row.done()) {
                         continue;
                     }
-                    String what = ch == 0 ? "precopy" : mode.label() + " " + ch + " ch";
+                    String what = ch == 0 ? mode.label() : mode.label() + " " + ch + " ch";
                     progress.printf("%-14s %-14s run %d/%d ... ", displayLabel(row.engine, versions), what, run,
                             config.runs());
                     progress.flush();
@@ -170,7 +170,7 @@ public final class ThroughputBench {
                                   Map<String, String> versions) {
         int channels = mode.channels();
         Path dir = config.workDir();
-        String tag = engine.label() + "-" + channels + "-" + mode.compression();
+        String tag = engine.label() + "-" + channels + "-" + mode.compression() + (mode.tls() ? "-tls" : "");
         Path srcSock = dir.resolve(tag + "-src.qmp");
         Path dstSock = dir.resolve(tag + "-dst.qmp");
         try (Peer dst = Peer.start(engine.label() + " destination",
@@ -202,6 +202,19 @@ public final class ThroughputBench {
                     }
                 }
             }
+            if (mode.tls()) {
+                // QEMU's shape, over QMP: credentials objects, then the tls-creds parameter
+                for (Peer p : List.of(src, dst)) {
+                    String endpoint = p == src ? "client" : "server";
+                    try {
+                        p.exec("object-add", Map.of("qom-type", "tls-creds-x509", "id", "bench-tls",
+                                "dir", config.tlsDir().toString(), "endpoint", endpoint));
+                        p.exec("migrate-set-parameters", Map.of("tls-creds", "bench-tls"));
+                    } catch (MigrationException e) {
+                        throw new Unsupported(engine.label() + " refused TLS: " + e.getMessage());
+                    }
+                }
+            }
             src.exec("migrate-set-parameters", Map.of("max-bandwidth", config.maxBandwidth()));
             int port = freePort();
             String uri = "tcp:127.0.0.1:" + port;
@@ -210,7 +223,7 @@ public final class ThroughputBench {
             double dstCpu0 = dst.cpuSeconds();
             src.exec("migrate", Map.of("uri", uri));
             JsonNode info = awaitFinal(src, "source");
-            double srcCpu = cpuSince(src, srcCpu0);
+            double srcCpu = cpuSince(src, srcCpu0, info);
             String status = info.path("status").asText();
             if (!status.equals("completed")) {
                 throw new MigrationException(Category.STATE, engine.label() + " migration " + status
@@ -218,7 +231,7 @@ public final class ThroughputBench {
                         + "; source log: " + Peer.tail(src.log) + "; destination log: " + Peer.tail(dst.log));
             }
             JsonNode dinfo = awaitFinal(dst, "destination");
-            double dstCpu = cpuSince(dst, dstCpu0);
+            double dstCpu = cpuSince(dst, dstCpu0, dinfo);
             long dstRss = dst.peakRssBytes();
             if (!dinfo.path("status").asText().equals("completed")) {
                 throw new MigrationException(Category.STATE, engine.label() + " destination ended "
@@ -242,8 +255,14 @@ public final class ThroughputBench {
         }
     }
 
-    private static double cpuSince(Peer p, double before) {
-        double now = p.cpuSeconds();
+    /**
+     * CPU seconds since {@code before}: up to completion as jmigrate reports it in
+     * {@code query-migrate} ({@code x-jmigrate-cpu-seconds}, sampled before its digest runs), else
+     * ({@code QEMU}) up to now, when the poll saw completion.
+     */
+    private static double cpuSince(Peer p, double before, JsonNode info) {
+        double now = info.has("x-jmigrate-cpu-seconds") ? info.get("x-jmigrate-cpu-seconds").asDouble()
+                : p.cpuSeconds();
         return before < 0 || now < 0 ? -1 : now - before;
     }
 

@@ -304,18 +304,35 @@ public final class IncomingMigration implements Runnable {
 
     /**
      * At EOF (PROTOCOL.md §3.3 steps 3-4): wait for every load thread, then no more may start;
-     * the load fails with the migration's first error. Bounded by x-multifd-timeout, naming the
-     * devices still loading.
+     * the load fails with the migration's first error. While a multifd channel is open more
+     * state may still come, so the wait is unbounded (an error or a cancel ends it); once every
+     * channel has ended (a source without return path closes them after EOF), the load threads
+     * get {@code x-multifd-timeout} to finish, and a device still loading then is an error
+     * naming it (its state can no longer arrive).
      */
     private void joinLoadThreads() {
         stats.phase("eof-loaded");
         DeviceThreadPool pool = loadPool;
+        MultifdReceiver rx = multifd;
+        Duration grace = Duration.ofMillis(liveConfig.get().multifdTimeoutMs());
+        long endedAt = -1;
         try {
-            boolean ok = pool.waitAll(Duration.ofMillis(liveConfig.get().multifdTimeoutMs()));
-            pool.abort();
-            if (!ok) {
-                throw error.get();
+            while (!pool.awaitIdle(Duration.ofMillis(50))) {
+                error.throwIfSet();
+                if (cancelRequested) {
+                    throw new MigrationException(Category.CANCELLED, "incoming migration cancelled while devices "
+                            + pool.running() + " were loading");
+                }
+                if (endedAt < 0 && (rx == null || rx.awaitEnd(Duration.ofMillis(1)))) {
+                    endedAt = System.nanoTime();
+                }
+                if (endedAt >= 0 && System.nanoTime() - endedAt > grace.toNanos()) {
+                    throw new MigrationException(Category.TIMEOUT, "load thread(s) " + pool.running().stream()
+                            .map(d -> "mig/dst/load_" + d).toList() + " still waiting for device state "
+                            + Durations.human(grace) + " after every multifd channel had ended");
+                }
             }
+            pool.abort();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new MigrationException(Category.CANCELLED, "interrupted while waiting for the load threads", e);
@@ -327,7 +344,7 @@ public final class IncomingMigration implements Runnable {
     /** Loads the main stream with the registry up to EOF and the vmdesc trailer. */
     private LoadVmDispatcher load(Transport.Connection c) {
         QemuFileReader r = new QemuFileReader(c.channel(), "incoming migration stream from " + c.description(),
-                StreamLimits.DEFAULT);
+                StreamLimits.DEFAULT, QemuFileReader.MAIN_STREAM_BUFFER);
         reader = r;
         SaveStateRegistry<SaveVmHandlers.Load> reg = registry != null ? registry : prepareDevices(liveConfig.get());
         MultifdReceiver rx = multifd;
@@ -421,6 +438,9 @@ public final class IncomingMigration implements Runnable {
      * but the completed status does not when the VM stays paused.
      */
     private void completed() {
+        // the process's CPU time at completion, before the digest (tests only) hashes RAM: the
+        // benchmark's CPU seconds per GiB end here, not when its next poll sees 'completed'
+        cpuSecondsAtCompletion = processCpuSeconds();
         java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
                 "mig/dst/digest");
         deviceDigests = subject.deviceDigests(); // before the vCPUs may change device state
@@ -766,6 +786,10 @@ public final class IncomingMigration implements Runnable {
                 return;
             }
             try {
+                if (!in.main() && late) {
+                    addLateMultifd(in, timeout);
+                    return;
+                }
                 if (!in.main() && multifd == null) {
                     throw refuse(in, notMultifd(in));
                 }
@@ -792,6 +816,35 @@ public final class IncomingMigration implements Runnable {
         });
     }
 
+    /**
+     * A multifd connection after every expected channel is in: one whose 64-byte init is not a
+     * multifd init carrying this migration's UUID (random bytes, another migration's source) is
+     * refused without failing the migration in progress, its reason logged and kept in
+     * {@link #refusedConnections}; one from this migration's source (a channel id beyond
+     * multifd-channels, a duplicate, multifd at the source only) fails it with the mismatch named.
+     */
+    private void addLateMultifd(IncomingListener.Incoming in, Duration timeout) {
+        io.jmigrate.channel.PeekedChannel ch;
+        try {
+            ch = io.jmigrate.channel.PeekedChannel.extend(in.channel(), io.jmigrate.multifd.MultifdInit.SIZE,
+                    in.description(), timeout);
+            io.jmigrate.multifd.MultifdInit init = io.jmigrate.multifd.MultifdInit.decode(ch.unread(), in.description());
+            if (!java.util.Arrays.equals(init.uuid(), subject.uuid())) {
+                throw new MigrationException(Category.MISMATCH, in.description() + ": its multifd init carries "
+                        + "another UUID than this migration's");
+            }
+        } catch (RuntimeException notOurs) {
+            Transport.closeQuietly(in.channel());
+            refuseQuietly(in.description() + " after all channels were in: " + notOurs.getMessage()
+                    + " (the migration in progress goes on)");
+            return;
+        }
+        if (multifd == null) {
+            throw refuse(in, notMultifd(in));
+        }
+        multifd.addChannel(ch, in.description());
+    }
+
     /** One return-path message (PROTOCOL.md §1.10), written whole under the connection's lock. */
     private static void sendReturnPath(Transport.Connection c, ReturnPathMessage m) {
         ByteBuffer b = m.encode();
@@ -806,10 +859,24 @@ public final class IncomingMigration implements Runnable {
         }
     }
 
+    private volatile double cpuSecondsAtCompletion = -1;
+
+    private static double processCpuSeconds() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean()
+                instanceof com.sun.management.OperatingSystemMXBean os) {
+            long ns = os.getProcessCpuTime();
+            return ns < 0 ? -1 : ns / 1e9;
+        }
+        return -1;
+    }
+
     public Map<String, Object> info() {
         MigrationStatus s = state.get();
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("status", s.qmpName);
+        if (s == MigrationStatus.COMPLETED && cpuSecondsAtCompletion >= 0) {
+            m.put("x-jmigrate-cpu-seconds", cpuSecondsAtCompletion);
+        }
         if (startMillis >= 0) {
             m.put("total-time", totalTimeMs >= 0 ? totalTimeMs : System.currentTimeMillis() - startMillis);
         }
