@@ -129,7 +129,7 @@ public final class ThroughputBench {
                     if (row.done()) {
                         continue;
                     }
-                    String what = ch == 0 ? "precopy" : mode.label() + " " + ch + " ch";
+                    String what = ch == 0 ? mode.label() : mode.label() + " " + ch + " ch";
                     progress.printf("%-14s %-14s run %d/%d ... ", displayLabel(row.engine, versions), what, run,
                             config.runs());
                     progress.flush();
@@ -170,7 +170,7 @@ public final class ThroughputBench {
                                   Map<String, String> versions) {
         int channels = mode.channels();
         Path dir = config.workDir();
-        String tag = engine.label() + "-" + channels + "-" + mode.compression();
+        String tag = engine.label() + "-" + channels + "-" + mode.compression() + (mode.tls() ? "-tls" : "");
         Path srcSock = dir.resolve(tag + "-src.qmp");
         Path dstSock = dir.resolve(tag + "-dst.qmp");
         try (Peer dst = Peer.start(engine.label() + " destination",
@@ -199,6 +199,19 @@ public final class ThroughputBench {
                                     + mode.compression() + ": "
                                     + e.getMessage().replaceFirst("^migrate-set-parameters: ", ""));
                         }
+                    }
+                }
+            }
+            if (mode.tls()) {
+                // QEMU's shape, over QMP: credentials objects, then the tls-creds parameter
+                for (Peer p : List.of(src, dst)) {
+                    String endpoint = p == src ? "client" : "server";
+                    try {
+                        p.exec("object-add", Map.of("qom-type", "tls-creds-x509", "id", "bench-tls",
+                                "dir", config.tlsDir().toString(), "endpoint", endpoint));
+                        p.exec("migrate-set-parameters", Map.of("tls-creds", "bench-tls"));
+                    } catch (MigrationException e) {
+                        throw new Unsupported(engine.label() + " refused TLS: " + e.getMessage());
                     }
                 }
             }

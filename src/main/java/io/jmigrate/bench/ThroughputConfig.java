@@ -24,10 +24,14 @@ import java.util.List;
  * @param compressionChannels the channel count of the compressed rows (1..255)
  * @param dstPrealloc     both engines' destinations preallocate their RAM ({@code prealloc=on}) instead
  *                        of faulting it in during the migration
+ * @param tlsDir          a {@code jmigrate tls gen} directory: precopy and every uncompressed channel count
+ *                        are run once more with TLS (tls-creds-x509 objects from it on both sides), in the
+ *                        same run, so the two can be compared; null runs no TLS rows
  */
 public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns,
                                long seed, long maxBandwidth, Path workDir, Duration migrationTimeout,
-                               List<String> compressions, int compressionChannels, boolean dstPrealloc) {
+                               List<String> compressions, int compressionChannels, boolean dstPrealloc,
+                               Path tlsDir) {
     public static final int MIN_RUNS = 3;
     /** 100 GB/s: far above what loopback does, so it never limits (as the test data used). */
     public static final long DEFAULT_MAX_BANDWIDTH = 100_000_000_000L;
@@ -70,12 +74,20 @@ public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean pr
         }
     }
 
+    /** Without TLS rows. */
+    public ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns, long seed,
+                            long maxBandwidth, Path workDir, Duration migrationTimeout, List<String> compressions,
+                            int compressionChannels, boolean dstPrealloc) {
+        this(ramBytes, channels, precopy, runs, minRuns, seed, maxBandwidth, workDir, migrationTimeout, compressions,
+                compressionChannels, dstPrealloc, null);
+    }
+
     /** Destinations that fault their RAM in lazily. */
     public ThroughputConfig(long ramBytes, List<Integer> channels, boolean precopy, int runs, int minRuns, long seed,
                             long maxBandwidth, Path workDir, Duration migrationTimeout, List<String> compressions,
                             int compressionChannels) {
         this(ramBytes, channels, precopy, runs, minRuns, seed, maxBandwidth, workDir, migrationTimeout, compressions,
-                compressionChannels, false);
+                compressionChannels, false, null);
     }
 
     /** The uncompressed modes only (precopy and multifd), as the first benchmark had them. */
@@ -89,8 +101,13 @@ public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean pr
      *
      * @param channels    0 for precopy (main channel only), else multifd-channels
      * @param compression multifd-compression: "none", "zlib" or "zstd" (always "none" for precopy)
+     * @param tls         TLS on the main and every multifd channel (tls-creds on both sides)
      */
-    public record Mode(int channels, String compression) {
+    public record Mode(int channels, String compression, boolean tls) {
+        public Mode(int channels, String compression) {
+            this(channels, compression, false);
+        }
+
         public static Mode precopy() {
             return new Mode(0, "none");
         }
@@ -99,9 +116,9 @@ public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean pr
             return !compression.equals("none");
         }
 
-        /** The table's mode column: precopy, multifd, zlib, zstd. */
+        /** The table's mode column: precopy, multifd, zlib, zstd; with "+tls" for TLS rows. */
         public String label() {
-            return channels == 0 ? "precopy" : compressed() ? compression : "multifd";
+            return (channels == 0 ? "precopy" : compressed() ? compression : "multifd") + (tls ? "+tls" : "");
         }
     }
 
@@ -121,6 +138,14 @@ public record ThroughputConfig(long ramBytes, List<Integer> channels, boolean pr
         }
         for (String c : compressions) {
             m.add(new Mode(compressionChannels, c));
+        }
+        if (tlsDir != null) {
+            if (precopy) {
+                m.add(new Mode(0, "none", true));
+            }
+            for (int c : channels) {
+                m.add(new Mode(c, "none", true));
+            }
         }
         return m;
     }

@@ -189,6 +189,7 @@ public final class ThroughputReport {
             o.put("mode", r.channels == 0 ? "precopy" : "multifd");
             o.put("channels", r.channels);
             o.put("compression", r.mode.compression());
+            o.put("tls", r.mode.tls());
             o.put("status", r.unsupported != null ? "unsupported" : r.failure != null ? "failed" : "ok");
             if (r.unsupported != null) {
                 o.put("message", r.unsupported);

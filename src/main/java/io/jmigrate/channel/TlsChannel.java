@@ -53,6 +53,8 @@ public final class TlsChannel implements ByteChannel, ScatteringByteChannel, Gat
     /** Ciphertext to write (fill mode between writes). */
     private ByteBuffer netOut;
     private boolean inboundClosed;
+    /** A client saw the server's first message after the handshake (it accepted the certificate). */
+    private boolean serverAccepted;
     private volatile boolean closed;
 
     private TlsChannel(SocketChannel socket, SSLEngine engine, String description, ByteBuffer netIn) {
@@ -78,6 +80,15 @@ public final class TlsChannel implements ByteChannel, ScatteringByteChannel, Gat
     }
 
     /**
+     * On a client: whether the server's first message after the handshake arrived within the
+     * wait, which tells that it accepted this client's certificate (a jmigrate or JDK server sends
+     * a session ticket at once); false for a server that sends nothing first.
+     */
+    public boolean serverAccepted() {
+        return serverAccepted;
+    }
+
+    /**
      * Runs the handshake on {@code socket} with {@code engine} (configured as client or server by
      * {@link TlsContext}) within {@code timeout}, and returns the channel in blocking mode. On
      * failure the alert, if any, is sent and the socket is closed.
@@ -97,6 +108,7 @@ public final class TlsChannel implements ByteChannel, ScatteringByteChannel, Gat
         ByteBuffer app = ByteBuffer.allocate(s.getApplicationBufferSize());
         ByteBuffer empty = ByteBuffer.allocate(0);
         boolean ok = false;
+        boolean accepted = false;
         long firstBytes = -1;
         try (Selector sel = Selector.open()) {
             socket.configureBlocking(false);
@@ -147,8 +159,17 @@ public final class TlsChannel implements ByteChannel, ScatteringByteChannel, Gat
                         }
                     }
                 }
+                if (!engine.getUseClientMode()) {
+                    // a TLS 1.3 server's NewSessionTicket may wait for the next wrap; the client
+                    // waits for it (awaitVerdict), and a destination never writes on a multifd channel
+                    netOut.clear();
+                    engine.wrap(empty, netOut);
+                    netOut.flip();
+                    flush(socket, key, sel, netOut, deadline, description, timeout);
+                }
                 if (engine.getUseClientMode() && !awaitVerdict.isZero()) {
-                    awaitVerdict(socket, key, sel, engine, netIn, app, System.nanoTime() + awaitVerdict.toNanos());
+                    accepted = awaitVerdict(socket, key, sel, engine, netIn, app,
+                            System.nanoTime() + awaitVerdict.toNanos());
                 }
             } catch (SSLException e) {
                 // the engine may hold an alert for the peer: send it before closing
@@ -160,6 +181,7 @@ public final class TlsChannel implements ByteChannel, ScatteringByteChannel, Gat
             socket.configureBlocking(true);
             app.flip();
             TlsChannel ch = new TlsChannel(socket, engine, description, netIn);
+            ch.serverAccepted = accepted;
             if (app.hasRemaining()) {
                 ch.appIn = ByteBuffer.allocate(Math.max(app.remaining(), ch.appIn.capacity())).put(app).flip();
             }
@@ -178,8 +200,8 @@ public final class TlsChannel implements ByteChannel, ScatteringByteChannel, Gat
      * After a TLS 1.3 client finished, the server still verifies the client's certificate; a
      * JDK server then sends a NewSessionTicket, a rejecting one an alert (which unwrap throws).
      */
-    private static void awaitVerdict(SocketChannel socket, SelectionKey key, Selector sel, SSLEngine engine,
-                                     ByteBuffer netIn, ByteBuffer app, long deadline) throws IOException {
+    private static boolean awaitVerdict(SocketChannel socket, SelectionKey key, Selector sel, SSLEngine engine,
+                                        ByteBuffer netIn, ByteBuffer app, long deadline) throws IOException {
         while (true) {
             netIn.flip();
             int before = netIn.remaining();
@@ -190,15 +212,15 @@ public final class TlsChannel implements ByteChannel, ScatteringByteChannel, Gat
             }
             if (r.getStatus() == SSLEngineResult.Status.CLOSED || r.bytesProduced() > 0
                     || (r.getStatus() == SSLEngineResult.Status.OK && r.bytesConsumed() > 0 && before > 0)) {
-                return; // a ticket, data or close_notify: the server accepted this client
+                return true; // a ticket, data or close_notify: the server accepted this client
             }
             if (r.getStatus() != SSLEngineResult.Status.BUFFER_UNDERFLOW) {
-                return;
+                return false;
             }
             key.interestOps(SelectionKey.OP_READ);
             long left = (deadline - System.nanoTime()) / 1_000_000;
             if (left <= 0) {
-                return; // a server that sends nothing first (e.g. without session tickets)
+                return false; // a server that sends nothing first (e.g. without session tickets)
             }
             sel.select(left);
             if (socket.read(netIn) < 0) {

@@ -35,6 +35,7 @@ public final class TlsContext {
     /** How long a client waits after its handshake for the server to accept its certificate. */
     static final Duration VERDICT_WAIT = Duration.ofSeconds(2);
 
+    private static final java.util.concurrent.atomic.AtomicLong CONNECTIONS = new java.util.concurrent.atomic.AtomicLong();
     private final SSLContext ssl;
     private final TlsCredsX509 creds;
     private final String hostname;
@@ -62,20 +63,8 @@ public final class TlsContext {
             if (pkix == null) {
                 throw new MigrationException(Category.INTERNAL, "the JDK has no X509ExtendedTrustManager");
             }
-            javax.net.ssl.KeyManager[] kms = null;
-            if (creds.key() != null) {
-                char[] pw = "jmigrate".toCharArray();
-                KeyStore keys = KeyStore.getInstance("PKCS12");
-                keys.load(null, null);
-                keys.setKeyEntry("self", creds.key(), pw, creds.chain().toArray(new Certificate[0]));
-                KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-                kmf.init(keys, pw);
-                for (javax.net.ssl.KeyManager km : kmf.getKeyManagers()) {
-                    if (km instanceof javax.net.ssl.X509ExtendedKeyManager x) {
-                        kms = new javax.net.ssl.KeyManager[]{new OneKey(x)};
-                    }
-                }
-            }
+            javax.net.ssl.KeyManager[] kms = creds.key() == null ? null
+                    : new javax.net.ssl.KeyManager[]{new OneKey(creds.chain().toArray(new X509Certificate[0]), creds.key())};
             ssl = SSLContext.getInstance("TLSv1.3");
             ssl.init(kms, new TrustManager[]{new TlsTrust(pkix, creds, hostname, authz)}, null);
         } catch (GeneralSecurityException | java.io.IOException e) {
@@ -127,7 +116,11 @@ public final class TlsContext {
     public TlsChannel handshake(SocketChannel socket, String description, Duration timeout) {
         SSLEngine e;
         if (isClient()) {
-            e = hostname != null ? ssl.createSSLEngine(hostname, 0) : ssl.createSSLEngine();
+            // a distinct (host, port) key per connection: the JDK then never resumes a cached
+            // session, so every channel is a full handshake whose certificate the server checks
+            // (and answers with the ticket that awaitVerdict waits for)
+            int key = 1 + (int) (CONNECTIONS.getAndIncrement() % 65535);
+            e = ssl.createSSLEngine(hostname != null ? hostname : "jmigrate-peer", key);
             e.setUseClientMode(true);
             SSLParameters p = e.getSSLParameters();
             p.setProtocols(new String[]{"TLSv1.3"});
@@ -168,10 +161,12 @@ public final class TlsContext {
      * not name its issuer, so that the peer refuses it with a reason instead of getting none.
      */
     private static final class OneKey extends javax.net.ssl.X509ExtendedKeyManager {
-        private final javax.net.ssl.X509ExtendedKeyManager keys;
+        private final X509Certificate[] chain;
+        private final java.security.PrivateKey key;
 
-        OneKey(javax.net.ssl.X509ExtendedKeyManager keys) {
-            this.keys = keys;
+        OneKey(X509Certificate[] chain, java.security.PrivateKey key) {
+            this.chain = chain;
+            this.key = key;
         }
 
         @Override
@@ -181,7 +176,7 @@ public final class TlsContext {
 
         @Override
         public String chooseEngineServerAlias(String keyType, java.security.Principal[] issuers, SSLEngine engine) {
-            return "self";
+            return key.getAlgorithm().equals(keyType) || keyType.startsWith(key.getAlgorithm()) ? "self" : null;
         }
 
         @Override
@@ -206,12 +201,53 @@ public final class TlsContext {
 
         @Override
         public X509Certificate[] getCertificateChain(String alias) {
-            return keys.getCertificateChain(alias);
+            return "self".equals(alias) ? chain.clone() : null;
         }
 
         @Override
         public java.security.PrivateKey getPrivateKey(String alias) {
-            return keys.getPrivateKey(alias);
+            return "self".equals(alias) ? key : null;
         }
     }
+
+    /**
+     * Runs the handshake's cryptography a few hundred times on a background thread, once per
+     * process: a fresh JVM runs it interpreted, which made the first handshake of a migration
+     * (its main channel) take seconds. Called when tls-creds-x509 objects are created, so the
+     * work is done before a migration starts.
+     */
+    static void warmUp(TlsCredsX509 creds) {
+        if (creds.key() == null || !WARMED.compareAndSet(false, true)) {
+            return;
+        }
+        Thread.ofVirtual().name("tls/warm-up").start(() -> {
+            try {
+                String sigAlg = creds.key().getAlgorithm().equals("EC") ? "SHA256withECDSA" : "SHA256withRSA";
+                java.security.PublicKey pub = creds.chain().getFirst().getPublicKey();
+                byte[] msg = new byte[64];
+                java.security.KeyPairGenerator x = java.security.KeyPairGenerator.getInstance("X25519");
+                for (int i = 0; i < 300; i++) {
+                    java.security.Signature sg = java.security.Signature.getInstance(sigAlg);
+                    sg.initSign(creds.key());
+                    sg.update(msg);
+                    byte[] sig = sg.sign();
+                    java.security.Signature v = java.security.Signature.getInstance(sigAlg);
+                    v.initVerify(pub);
+                    v.update(msg);
+                    v.verify(sig);
+                    java.security.KeyPair a = x.generateKeyPair();
+                    java.security.KeyPair b = x.generateKeyPair();
+                    javax.crypto.KeyAgreement ka = javax.crypto.KeyAgreement.getInstance("X25519");
+                    ka.init(a.getPrivate());
+                    ka.doPhase(b.getPublic(), true);
+                    ka.generateSecret();
+                }
+                SSLContext.getInstance("TLSv1.3").init(null, null, null);
+            } catch (GeneralSecurityException e) {
+                // only a warm-up: the handshake will report any real problem
+            }
+        });
+    }
+
+    private static final java.util.concurrent.atomic.AtomicBoolean WARMED = new java.util.concurrent.atomic.AtomicBoolean();
 }

@@ -117,7 +117,9 @@ public record TlsCredsX509(String id, Endpoint endpoint, Path dir, boolean verif
             }
             pk = readKey(id, key);
         }
-        return new TlsCredsX509(id, ep, dir, verify, ca, chain, pk);
+        TlsCredsX509 creds = new TlsCredsX509(id, ep, dir, verify, ca, chain, pk);
+        TlsContext.warmUp(creds);
+        return creds;
     }
 
     /** The properties as {@code qom-list}-style text, for messages. */

@@ -118,6 +118,11 @@ public final class BenchCommand implements Runnable {
         List<String> variants = new ArrayList<>();
 
         /** Tests only: allows fewer than 3 runs (the report then says it is not valid). */
+        @Option(names = "--tls", description = "also run precopy and every --channels count with TLS 1.3 "
+                + "(test certificates made like 'jmigrate tls gen' in the work directory), in the same run, "
+                + "to show what TLS costs")
+        boolean tls;
+
         @Option(names = "--x-test-allow-fewer-runs", hidden = true)
         boolean allowFewerRuns;
 
@@ -144,7 +149,10 @@ public final class BenchCommand implements Runnable {
             ThroughputConfig cfg = new ThroughputConfig(ramBytes, channels, precopy, runs,
                     allowFewerRuns ? 1 : ThroughputConfig.MIN_RUNS, seed, maxBandwidth, dir,
                     timeout != null ? Duration.ofSeconds(timeout) : ThroughputConfig.defaultTimeout(ramBytes),
-                    comps, compCh, dstPrealloc());
+                    comps, compCh, dstPrealloc(), tls ? dir.resolve("tls") : null);
+            if (tls) {
+                io.jmigrate.channel.TlsCertGenerator.defaults(30).write(dir.resolve("tls"));
+            }
 
             List<Engine> engines = new ArrayList<>();
             if (!noJmigrate) {

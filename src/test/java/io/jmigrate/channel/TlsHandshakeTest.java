@@ -95,6 +95,8 @@ class TlsHandshakeTest {
         assertThat(o.clientError()).isNull();
         assertThat(o.serverError()).isNull();
         assertThat(o.client().session().getProtocol()).isEqualTo("TLSv1.3");
+        // the server's session ticket arrived, so the client did not wait out VERDICT_WAIT
+        assertThat(o.client().serverAccepted()).isTrue();
         byte[] data = new byte[3 << 20];
         new Random(7).nextBytes(data);
         CompletableFuture<byte[]> received = CompletableFuture.supplyAsync(() -> readAll(o.server(), data.length + 1));
@@ -110,6 +112,25 @@ class TlsHandshakeTest {
         o.client().close();
         assertThat(received.get(30, TimeUnit.SECONDS)).isEqualTo(data);
         o.server().close();
+    }
+
+    @Test
+    void everyChannelOfAMigrationIsAFullHandshakeAnsweredAtOnce() throws Exception {
+        // one context per migration, as the main and the multifd channels share it
+        TlsContext client = TlsContext.client(creds(good, "client"), "127.0.0.1");
+        TlsAuthz only = (TlsAuthz) TlsObject.parse("authz-simple,id=auth0,identity=CN=jmigrate-client,,O=jmigrate");
+        TlsContext server = TlsContext.server(creds(good, "server"), only);
+        for (int i = 0; i < 3; i++) {
+            Outcome o = connect(client, server);
+            assertThat(o.clientError()).isNull();
+            assertThat(o.serverError()).isNull();
+            // no resumed session (whose certificate the server would not check again), and the
+            // server's ticket came, so the client did not wait out TlsContext.VERDICT_WAIT
+            assertThat(o.client().serverAccepted()).as("connection %d", i).isTrue();
+            assertThat(o.server().session().getPeerCertificates()).hasSize(1);
+            o.client().close();
+            o.server().close();
+        }
     }
 
     @Test

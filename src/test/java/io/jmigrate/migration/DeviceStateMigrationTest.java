@@ -63,7 +63,7 @@ class DeviceStateMigrationTest {
         List<String> blobs = List.of("blob,id=b0,size=2M,chunk=64K,order=reverse", "blob,id=b1,size=1M,chunk=32K");
         try (Vm src = new Vm(cfg(MachineType.JM_10_1, false, blobs), false);
              Vm dst = new Vm(cfg(MachineType.JM_10_1, true, blobs), true)) {
-            Thread.sleep(50);
+            MultifdMigrationTest.awaitGuestRunning(src); // live: the guest's vCPUs run (instead of a 50 ms sleep)
             Result r = migrate(src, dst, 2, "m.sock");
             assertThat(r.in.error()).as("destination").isNull();
             assertThat(r.out.error()).as("source").isNull();
