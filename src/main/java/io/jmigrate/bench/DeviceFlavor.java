@@ -46,6 +46,14 @@ public enum DeviceFlavor {
         throw new IllegalArgumentException("unknown device '" + s + "', expected vfio-emu or blob");
     }
 
+    /**
+     * Whether the source counts the device's stop-copy state in the pending bytes that decide the
+     * switchover (VFIO does, as QEMU's; the blob device's state is stop-copy only and not counted).
+     */
+    public boolean countsStateAsPending() {
+        return this == VFIO_EMU;
+    }
+
     /** The device ids of {@code n} devices: vf0, vf1, ... */
     static List<String> ids(int n) {
         List<String> ids = new ArrayList<>();

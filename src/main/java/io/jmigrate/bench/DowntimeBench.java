@@ -42,6 +42,8 @@ import java.util.Map;
 public final class DowntimeBench {
     private static final long MAX_BANDWIDTH = 100_000_000_000L;
     private static final long POLL_MS = 50;
+    /** RAM still dirty at which a guest with devices switches over. */
+    static final long RAM_ALLOWANCE = 8L << 20;
 
     private final DowntimeConfig config;
     private final PrintStream log;
@@ -307,9 +309,19 @@ public final class DowntimeBench {
                     Map.of("capability", "return-path", "state", true))));
             v.peer.exec("migrate-set-parameters", Map.of("multifd-channels", cell.channels()));
         }
-        // the empty pair's idle guest goes over with nothing dirty: its downtime is the fixed cost alone
-        src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH, "downtime-limit",
-                cell.vfs() == 0 ? 1 : config.downtimeLimitMs()));
+        if (cell.vfs() == 0) {
+            // the empty pair's idle guest goes over with nothing dirty: its downtime is the fixed cost alone
+            src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH, "downtime-limit", 1));
+        } else {
+            // Switchover when the pending bytes fit: pending counts a VFIO device's whole stop-copy state
+            // (as QEMU's), so with the measured bandwidth and a small downtime-limit a guest with VFs
+            // would never switch over. A set avail-switchover-bandwidth makes the threshold
+            // (bandwidth x downtime-limit) exactly: the devices' pending state plus RAM_ALLOWANCE.
+            long pendingDevices = config.flavor().countsStateAsPending() ? (long) cell.vfs() * config.stateBytes() : 0;
+            long avail = (long) Math.ceil((pendingDevices + RAM_ALLOWANCE) * 1000.0 / config.downtimeLimitMs());
+            src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH, "downtime-limit",
+                    config.downtimeLimitMs(), "avail-switchover-bandwidth", avail));
+        }
         String host = link == null ? "127.0.0.1" : dst.inSourceNs ? link.sourceAddress() : link.destinationAddress();
         dst.peer.exec("migrate-incoming", Map.of("uri", "tcp:" + host + ":0"));
         JsonNode listening = dst.peer.exec("query-migrate", null).path("socket-address");
@@ -327,8 +339,16 @@ public final class DowntimeBench {
         JsonNode info = awaitFinal(src.peer, progress);
         String status = info.path("status").asText();
         if (!status.equals("completed")) {
+            String why = "";
+            try {
+                JsonNode d = dst.peer.exec("query-migrate", null);
+                why = "; the destination says: " + d.path("status").asText()
+                        + (d.has("error-desc") ? ": " + d.get("error-desc").asText() : "");
+            } catch (MigrationException e) {
+                why = "; the destination does not answer: " + e.getMessage();
+            }
             throw new MigrationException(Category.STATE, prefix + ": migration " + status
-                    + (info.has("error-desc") ? ": " + info.get("error-desc").asText() : "") + "; source log: "
+                    + (info.has("error-desc") ? ": " + info.get("error-desc").asText() : "") + why + "; source log: "
                     + Peer.tail(src.peer.log) + "; destination log: " + Peer.tail(dst.peer.log));
         }
         JsonNode dinfo = awaitFinal(dst.peer, null);

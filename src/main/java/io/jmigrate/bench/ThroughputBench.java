@@ -223,7 +223,7 @@ public final class ThroughputBench {
             double dstCpu0 = dst.cpuSeconds();
             src.exec("migrate", Map.of("uri", uri));
             JsonNode info = awaitFinal(src, "source");
-            double srcCpu = cpuSince(src, srcCpu0);
+            double srcCpu = cpuSince(src, srcCpu0, info);
             String status = info.path("status").asText();
             if (!status.equals("completed")) {
                 throw new MigrationException(Category.STATE, engine.label() + " migration " + status
@@ -231,7 +231,7 @@ public final class ThroughputBench {
                         + "; source log: " + Peer.tail(src.log) + "; destination log: " + Peer.tail(dst.log));
             }
             JsonNode dinfo = awaitFinal(dst, "destination");
-            double dstCpu = cpuSince(dst, dstCpu0);
+            double dstCpu = cpuSince(dst, dstCpu0, dinfo);
             long dstRss = dst.peakRssBytes();
             if (!dinfo.path("status").asText().equals("completed")) {
                 throw new MigrationException(Category.STATE, engine.label() + " destination ended "
@@ -255,8 +255,14 @@ public final class ThroughputBench {
         }
     }
 
-    private static double cpuSince(Peer p, double before) {
-        double now = p.cpuSeconds();
+    /**
+     * CPU seconds since {@code before}: up to completion as jmigrate reports it in
+     * {@code query-migrate} ({@code x-jmigrate-cpu-seconds}, sampled before its digest runs), else
+     * ({@code QEMU}) up to now, when the poll saw completion.
+     */
+    private static double cpuSince(Peer p, double before, JsonNode info) {
+        double now = info.has("x-jmigrate-cpu-seconds") ? info.get("x-jmigrate-cpu-seconds").asDouble()
+                : p.cpuSeconds();
         return before < 0 || now < 0 ? -1 : now - before;
     }
 

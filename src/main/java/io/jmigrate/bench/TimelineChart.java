@@ -45,7 +45,7 @@ public final class TimelineChart {
     static final Color DEST_MARK = new Color(0x8b1a1a);
 
     private static final int WIDTH = 1600;
-    private static final int LABEL_W = 300;
+    private static final int LABEL_W = 350;
     private static final int RIGHT = 40;
     private static final int LANE_H = 20;
     private static final int LANE_GAP = 6;

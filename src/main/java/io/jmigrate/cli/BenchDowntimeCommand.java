@@ -63,7 +63,7 @@ public final class BenchDowntimeCommand implements Callable<Integer> {
     double dirtyRate;
 
     @Option(names = "--device", paramLabel = "vfio-emu|blob",
-            description = "the device that models a VF (default blob)", defaultValue = "blob")
+            description = "the device that models a VF (default vfio-emu)", defaultValue = "vfio-emu")
     String device;
 
     @Option(names = "--state-size", paramLabel = "SIZE",

@@ -52,8 +52,8 @@ public final class DemoCommand implements Callable<Integer> {
             defaultValue = "32")
     double dirtyRate;
 
-    @Option(names = "--device", paramLabel = "vfio-emu|blob", description = "what a VF is (default blob)",
-            defaultValue = "blob")
+    @Option(names = "--device", paramLabel = "vfio-emu|blob", description = "what a VF is (default vfio-emu)",
+            defaultValue = "vfio-emu")
     String device;
 
     @Option(names = "--state-size", paramLabel = "SIZE",

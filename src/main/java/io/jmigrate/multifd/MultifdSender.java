@@ -50,11 +50,12 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class MultifdSender implements AutoCloseable {
     /**
-     * Zero-copy send: normal pages of a block with a file behind it ({@code share=on} file or
-     * memfd) go out with {@code FileChannel.transferTo} (sendfile) after the packet header,
-     * without compression, on socket transports. {@code -Djmigrate.sendfile=off} turns it off.
+     * Zero-copy send, {@code -Djmigrate.sendfile=on}: normal pages of a block with a file behind
+     * it ({@code share=on} file or memfd) go out with {@code FileChannel.transferTo} (sendfile)
+     * after the packet header, without compression, on socket transports. Off by default: over
+     * TCP loopback it lost to the gathering write (README, Benchmarks).
      */
-    public static final boolean SENDFILE = !"off".equals(System.getProperty("jmigrate.sendfile", "on"));
+    public static final boolean SENDFILE = "on".equals(System.getProperty("jmigrate.sendfile", "off"));
 
     private final MultifdConfig cfg;
     private final FirstError errors;

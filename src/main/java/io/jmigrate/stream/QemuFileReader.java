@@ -24,6 +24,13 @@ import java.nio.charset.StandardCharsets;
  */
 public final class QemuFileReader implements AutoCloseable {
     private static final int BUFFER_SIZE = 64 * 1024;
+    /**
+     * The read buffer of a migration's main stream: large, so one read system call brings many
+     * page records (64 KiB holds 16); {@code -Djmigrate.stream.read-buffer=BYTES} changes it.
+     */
+    public static final int MAIN_STREAM_BUFFER = Integer.getInteger("jmigrate.stream.read-buffer", 512 * 1024);
+
+    private final int bufferSize;
 
     private final ReadableByteChannel channel;
     private final String name;
@@ -40,10 +47,16 @@ public final class QemuFileReader implements AutoCloseable {
     private StreamException error;
 
     public QemuFileReader(ReadableByteChannel channel, String name, StreamLimits limits) {
+        this(channel, name, limits, BUFFER_SIZE);
+    }
+
+    /** With a read buffer of {@code bufferSize} bytes (at least 64 KiB; e.g. {@link #MAIN_STREAM_BUFFER}). */
+    public QemuFileReader(ReadableByteChannel channel, String name, StreamLimits limits, int bufferSize) {
         this.channel = channel;
         this.name = name;
         this.limits = limits;
-        this.buf = ByteBuffer.allocateDirect(BUFFER_SIZE).order(ByteOrder.BIG_ENDIAN);
+        this.bufferSize = Math.max(BUFFER_SIZE, bufferSize);
+        this.buf = ByteBuffer.allocateDirect(this.bufferSize).order(ByteOrder.BIG_ENDIAN);
         this.buf.limit(0);
         this.bufSegment = MemorySegment.ofBuffer(buf.duplicate().clear());
     }
@@ -217,7 +230,7 @@ public final class QemuFileReader implements AutoCloseable {
         long start = position();
         int done = 0;
         while (done < len) {
-            int chunk = Math.min(len - done, BUFFER_SIZE);
+            int chunk = Math.min(len - done, bufferSize);
             if (!fill(Math.min(chunk, 1))) {
                 throw fail(Category.PROTOCOL, start, "truncated stream: expected " + len + " byte(s) of " + what
                         + " but the stream ended after " + done);
@@ -252,7 +265,7 @@ public final class QemuFileReader implements AutoCloseable {
             int avail = buf.remaining();
             if (avail == 0) {
                 long left = len - done;
-                if (left >= BUFFER_SIZE / 2) {
+                if (left >= bufferSize / 2) {
                     done += readDirect(dst, dstOffset + done, left);
                     break;
                 }

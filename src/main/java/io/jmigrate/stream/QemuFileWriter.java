@@ -23,16 +23,25 @@ public final class QemuFileWriter implements AutoCloseable {
     private static final int BUFFER_SIZE = 64 * 1024;
     /** Page segments queued for one gathering write before the buffer is flushed. */
     private static final int MAX_IOV = 64;
+    /**
+     * Pages per gathering write on a migration's main stream: 256 (1 MiB of pages and their
+     * record headers, 513 iovecs, within Linux's IOV_MAX of 1024);
+     * {@code -Djmigrate.stream.write-pages=N} changes it.
+     */
+    public static final int MAIN_STREAM_PAGES = Math.clamp(Integer.getInteger("jmigrate.stream.write-pages", 256), 1,
+            500);
+
+    private final int maxIov;
 
     private final WritableByteChannel channel;
     private final String name;
     private final ByteBuffer buf;
-    private final ByteBuffer[] iov = new ByteBuffer[MAX_IOV + 1];
+    private final ByteBuffer[] iov = new ByteBuffer[2];
     // Queued pages (queuePage): views created once and reused, so queuing allocates nothing.
-    private final ByteBuffer[] hdrViews = new ByteBuffer[MAX_IOV + 1];
-    private final ByteBuffer[] pageViews = new ByteBuffer[MAX_IOV];
-    private final ByteBuffer[] pageBases = new ByteBuffer[MAX_IOV];
-    private final ByteBuffer[] queue = new ByteBuffer[2 * MAX_IOV + 1];
+    private final ByteBuffer[] hdrViews;
+    private final ByteBuffer[] pageViews;
+    private final ByteBuffer[] pageBases;
+    private final ByteBuffer[] queue;
     private int queuedPages;
     private int hdrStart;
     private long queuedBytes;
@@ -48,8 +57,18 @@ public final class QemuFileWriter implements AutoCloseable {
     }
 
     public QemuFileWriter(WritableByteChannel channel, String name) {
+        this(channel, name, MAX_IOV);
+    }
+
+    /** Queued pages leave in gathering writes of up to {@code pagesPerWrite} (e.g. {@link #MAIN_STREAM_PAGES}). */
+    public QemuFileWriter(WritableByteChannel channel, String name, int pagesPerWrite) {
         this.channel = channel;
         this.name = name;
+        this.maxIov = Math.clamp(pagesPerWrite, 1, 500);
+        this.hdrViews = new ByteBuffer[maxIov + 1];
+        this.pageViews = new ByteBuffer[maxIov];
+        this.pageBases = new ByteBuffer[maxIov];
+        this.queue = new ByteBuffer[2 * maxIov + 1];
         this.buf = ByteBuffer.allocateDirect(BUFFER_SIZE).order(ByteOrder.BIG_ENDIAN);
     }
 
@@ -189,7 +208,8 @@ public final class QemuFileWriter implements AutoCloseable {
     /**
      * Queues {@code length} bytes at {@code offset} of {@code base} (a view of guest memory that
      * stays valid) to go out after everything put so far, without copying them: bytes put before
-     * and after are sliced out of the buffer and up to 64 pages leave in one gathering write.
+     * and after are sliced out of the buffer, and up to the writer's pages per write (64 unless
+     * the constructor said otherwise) leave in one gathering write.
      * Nothing is allocated once the views for {@code base} exist.
      */
     public QemuFileWriter queuePage(ByteBuffer base, int offset, int length) {
@@ -217,7 +237,7 @@ public final class QemuFileWriter implements AutoCloseable {
         hdrStart = buf.position();
         queuedPages = i + 1;
         queuedBytes += length;
-        if (queuedPages == MAX_IOV) {
+        if (queuedPages == maxIov) {
             flush();
         }
         return this;

@@ -26,7 +26,7 @@ class BenchDowntimeIT {
         BenchCommandRunner.deleteTree(out);
         Path log = Files.createDirectories(Path.of("target")).resolve("bench-downtime-it.log");
         ProcessBuilder pb = new ProcessBuilder("bin/jmigrate", "bench", "downtime", "--runs", "3", "--vfs", "1,2",
-                "--channels", "6", "--timeline", "--device", "blob", "--out", out.toString())
+                "--channels", "6", "--timeline", "--out", out.toString())
                 .redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().put("JMIGRATE_NO_BUILD", "1");
         Process p = pb.start();

@@ -195,7 +195,6 @@ class MultifdSocketTest {
      */
     @Test
     void sendfileFromASharedFileArrivesIntact() throws Exception {
-        assertThat(MultifdSender.SENDFILE).isTrue();
         long pages = 1000;
         Path img = tmp.resolve("ram.img");
         byte[] all = new byte[(int) (pages * PS)];
@@ -383,6 +382,16 @@ class MultifdSocketTest {
         q.buffer().putInt(4, 9);
         assertThat(receiveRaw(1, List.of(concat(init(0), bytes(q))), false))
                 .hasMessageContaining("unsupported multifd packet version 9");
+    }
+
+    @Test
+    void rejectsSyncOnADeviceStatePacketNamingTheDevice() throws Exception {
+        java.nio.ByteBuffer h = java.nio.ByteBuffer.allocate(DeviceStatePacket.SIZE + 4);
+        new DeviceStatePacket("gpu0/blob", 3, 4).encode(h, 0);
+        h.putInt(8, PacketHeader.FLAG_DEVICE_STATE | PacketHeader.FLAG_SYNC);
+        assertThat(receiveRaw(1, List.of(concat(init(0), h.array())), false))
+                .hasMessageContaining("at byte offset 72")
+                .hasMessageContaining("device-state packet for \"gpu0/blob\" instance 3 has the SYNC flag set");
     }
 
     @Test
