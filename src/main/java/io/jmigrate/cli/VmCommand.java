@@ -76,7 +76,7 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--device", paramLabel = "blob,id=NAME,size=SIZE[,...] | vfio-emu,id=NAME[,...]",
             description = "add a device whose switchover state goes over multifd device state (repeatable): "
                     + "blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R] (also seed=N, and the test "
-                    + "hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N); or an emulated VFIO VF "
+                    + "hooks order=reverse, fail-at=save:N|load:N, hold-at=save:N, mutate=off); or an emulated VFIO VF "
                     + "vfio-emu,id=NAME[,state-size=S][,precopy-size=S][,dirty-rate=R][,read-rate=R][,write-rate=R]"
                     + "[,config-size=S][,p2p=on|off][,x-migration-multifd-transfer=on|off|auto]"
                     + "[,x-migration-max-queued-buffers-size=S][,x-migration-load-config-after-iter=on|off|auto]"

@@ -149,6 +149,26 @@ public final class DeviceThreadPool implements SaveVmHandlers.AbortFlag, AutoClo
         return !errors.isSet();
     }
 
+    /**
+     * Waits up to {@code timeout} until every submitted task returned; false if some still run.
+     */
+    public boolean awaitIdle(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        lock.lock();
+        try {
+            while (!running.isEmpty()) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return false;
+                }
+                idle.await(left, TimeUnit.NANOSECONDS);
+            }
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Sets the abort flag and waits for every thread ({@code thread_pool_free}). */
     @Override
     public void close() {

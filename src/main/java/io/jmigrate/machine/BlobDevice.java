@@ -28,7 +28,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * <h2>State</h2>
  * {@code size} bytes, filled from {@code seed} at start; while the vCPUs run, the thread
  * {@code blob/<id>} mutates 64 bytes every millisecond (so the state a migration carries is
- * the state at the switchover). {@link #stateDigest} is the SHA-256 of the bytes.
+ * the state at the switchover), unless {@code mutate=off}. {@link #stateDigest} is the SHA-256 of the bytes.
  *
  * <h2>Transfer</h2>
  * Iterable section {@code <id>/blob}, version 1. Multifd transfer is on when multifd device state
@@ -77,7 +77,9 @@ public final class BlobDevice implements Device {
         this.state = new byte[(int) spec.size()];
         new SplittableRandom(spec.seed()).nextBytes(state);
         this.mutator = Thread.ofPlatform().name("blob/" + spec.id()).daemon(true).unstarted(this::mutate);
-        mutator.start();
+        if (spec.mutate()) {
+            mutator.start();
+        }
     }
 
     public BlobSpec spec() {

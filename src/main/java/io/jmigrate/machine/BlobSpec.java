@@ -7,7 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * {@code --device blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R][,seed=N]}
+ * {@code --device blob,id=NAME,size=SIZE[,chunk=SIZE][,read-rate=R][,write-rate=R][,seed=N][,mutate=on|off]}
  * plus documented test hooks: {@code order=reverse}, {@code fail-at=save:N|load:N} and
  * {@code hold-at=save:N}.
  *
@@ -24,9 +24,12 @@ import java.util.Map;
  * @param holdSave  test hook {@code hold-at=save:N}: the first migration's save thread waits
  *                  before chunk N until the migration is aborted (cancel, or another failure), so
  *                  a test can act while device state is in flight (-1: never)
+ * @param mutate    whether the running device keeps rewriting its state (default on); off keeps it
+ *                  as filled, so that a test can compare its digest before and after a migration
+ *                  that failed while the VM ran on
  */
 public record BlobSpec(String id, long size, int chunk, long readRate, long writeRate, long seed, boolean reverse,
-                       int failSave, int failLoad, int holdSave) {
+                       int failSave, int failLoad, int holdSave, boolean mutate) {
     public static final long MAX_SIZE = 1L << 30;
     public static final int DEFAULT_CHUNK = 1 << 20;
     public static final int MAX_CHUNK = 16 << 20;
@@ -92,9 +95,14 @@ public record BlobSpec(String id, long size, int chunk, long readRate, long writ
         String order = kv.remove("order");
         String failAt = kv.remove("fail-at");
         String holdAt = kv.remove("hold-at");
+        String mutate = kv.remove("mutate");
         if (!kv.isEmpty()) {
             throw new MigrationException(Category.CONFIG, "--device blob,id=" + id + ": unknown option(s) "
-                    + kv.keySet() + ", expected id, size, chunk, read-rate, write-rate, seed, order, fail-at, hold-at");
+                    + kv.keySet() + ", expected id, size, chunk, read-rate, write-rate, seed, order, fail-at, hold-at, "
+                    + "mutate");
+        }
+        if (mutate != null && !mutate.equals("on") && !mutate.equals("off")) {
+            throw new MigrationException(Category.CONFIG, "--device blob,id=" + id + ": mutate must be on or off");
         }
         boolean reverse = false;
         if (order != null) {
@@ -128,7 +136,8 @@ public record BlobSpec(String id, long size, int chunk, long readRate, long writ
             holdSave = Integer.parseInt(holdAt.substring(5));
         }
         return new BlobSpec(id, sz, (int) ch, rr == null ? 0 : bytes(rr), wr == null ? 0 : bytes(wr),
-                seed == null ? id.hashCode() : Long.parseLong(seed), reverse, failSave, failLoad, holdSave);
+                seed == null ? id.hashCode() : Long.parseLong(seed), reverse, failSave, failLoad, holdSave,
+                !"off".equals(mutate));
     }
 
     /** A size or rate with an optional K/M/G suffix; a bare number is bytes. */

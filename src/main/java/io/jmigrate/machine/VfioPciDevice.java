@@ -19,7 +19,7 @@ import java.util.Map;
  * {@code x-migration-multifd-transfer=off}, {@code x-migration-load-config-after-iter=off}), then
  * what {@code --device} sets, then {@code qom-set} at run time.
  */
-public final class VfioPciDevice implements Device {
+public final class VfioPciDevice implements Device, AutoCloseable {
     private final VfioEmuSpec spec;
     private final EmulatedVf vf;
     private final VfioMigration migration;
@@ -100,6 +100,9 @@ public final class VfioPciDevice implements Device {
             migration.setTestCorruptPacket(value);
         } else if (EmulatedVfConfig.PROPERTIES.contains(property)) {
             vf.setProperty(property, value);
+        } else if (property.equals("x-device-state")) {
+            throw new MigrationException(Category.CONFIG, "Property '" + VfioEmuSpec.DRIVER + ".x-device-state' is "
+                    + "read-only (it follows the VM and the migration)");
         } else {
             throw new MigrationException(Category.CONFIG, "Property '" + VfioEmuSpec.DRIVER + "." + property
                     + "' not found");

@@ -78,7 +78,8 @@ final class DeviceStateStats {
 
     private final String side;
     private final Map<String, DeviceRecord> devices = new ConcurrentHashMap<>();
-    private final List<String> order = new java.util.concurrent.CopyOnWriteArrayList<>();
+    /** The records in creation order; a record is listed only once it is in {@link #devices}. */
+    private final List<DeviceRecord> order = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final List<Map.Entry<String, Long>> phases = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile long vmStoppedUs = -1;
     private PhaseEvent open;
@@ -110,10 +111,18 @@ final class DeviceStateStats {
     }
 
     DeviceRecord device(String idstr, int instanceId) {
-        return devices.computeIfAbsent(idstr + "\u0000" + instanceId, k -> {
-            order.add(k);
+        // listed after the map holds it (computeIfAbsent inserts only once the function
+        // returned): listing the key from inside the function let a concurrent query-migrate
+        // find the key but no record (an NPE seen during a device-state transfer)
+        boolean[] created = {false};
+        DeviceRecord r = devices.computeIfAbsent(idstr + "\u0000" + instanceId, k -> {
+            created[0] = true;
             return new DeviceRecord(idstr, instanceId);
         });
+        if (created[0]) {
+            order.add(r);
+        }
+        return r;
     }
 
     /** Records that {@code phase} was reached now, and commits the JFR span that ends here. */
@@ -161,8 +170,7 @@ final class DeviceStateStats {
         }
         m.put("channels", ch);
         List<Object> devs = new ArrayList<>();
-        for (String k : order) {
-            DeviceRecord d = devices.get(k);
+        for (DeviceRecord d : order) {
             Map<String, Object> e = new LinkedHashMap<>();
             e.put("idstr", d.idstr);
             e.put("instance-id", d.instanceId);

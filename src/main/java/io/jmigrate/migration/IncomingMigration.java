@@ -13,6 +13,7 @@ import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.StreamLimits;
 
 import io.jmigrate.channel.IncomingListener;
+import io.jmigrate.channel.QuietWatchdog;
 import io.jmigrate.channel.TlsChannel;
 import io.jmigrate.channel.TlsContext;
 import io.jmigrate.memory.RamBlock;
@@ -69,6 +70,8 @@ public final class IncomingMigration implements Runnable {
     /** The first error; from any thread but mig/dst/main it also closes the main channel and every multifd channel. */
     private final FirstError error = new FirstError(this::onFirstError);
     private volatile MultifdReceiver multifd;
+    /** x-jmigrate-stall-timeout while the stream loads: the whole migration going quiet is the first error. */
+    private volatile QuietWatchdog quiet;
     private final AtomicReference<IncomingListener.Incoming> mainChannel = new AtomicReference<>();
     private final CountDownLatch mainArrived = new CountDownLatch(1);
     private final long createdMillis = System.currentTimeMillis();
@@ -205,11 +208,17 @@ public final class IncomingMigration implements Runnable {
     public void run() {
         try {
             Transport.Connection c = acceptChannels();
+            QuietWatchdog q = quiet;
+            if (q != null) {
+                q.start();
+            }
             LoadVmDispatcher d = load(c);
             finishLoad(c, d);
             completed();
         } catch (Throwable t) {
             failed(t);
+        } finally {
+            stopWatching();
         }
     }
 
@@ -295,18 +304,35 @@ public final class IncomingMigration implements Runnable {
 
     /**
      * At EOF (PROTOCOL.md §3.3 steps 3-4): wait for every load thread, then no more may start;
-     * the load fails with the migration's first error. Bounded by x-multifd-timeout, naming the
-     * devices still loading.
+     * the load fails with the migration's first error. While a multifd channel is open more
+     * state may still come, so the wait is unbounded (an error or a cancel ends it); once every
+     * channel has ended (a source without return path closes them after EOF), the load threads
+     * get {@code x-multifd-timeout} to finish, and a device still loading then is an error
+     * naming it (its state can no longer arrive).
      */
     private void joinLoadThreads() {
         stats.phase("eof-loaded");
         DeviceThreadPool pool = loadPool;
+        MultifdReceiver rx = multifd;
+        Duration grace = Duration.ofMillis(liveConfig.get().multifdTimeoutMs());
+        long endedAt = -1;
         try {
-            boolean ok = pool.waitAll(Duration.ofMillis(liveConfig.get().multifdTimeoutMs()));
-            pool.abort();
-            if (!ok) {
-                throw error.get();
+            while (!pool.awaitIdle(Duration.ofMillis(50))) {
+                error.throwIfSet();
+                if (cancelRequested) {
+                    throw new MigrationException(Category.CANCELLED, "incoming migration cancelled while devices "
+                            + pool.running() + " were loading");
+                }
+                if (endedAt < 0 && (rx == null || rx.awaitEnd(Duration.ofMillis(1)))) {
+                    endedAt = System.nanoTime();
+                }
+                if (endedAt >= 0 && System.nanoTime() - endedAt > grace.toNanos()) {
+                    throw new MigrationException(Category.TIMEOUT, "load thread(s) " + pool.running().stream()
+                            .map(d -> "mig/dst/load_" + d).toList() + " still waiting for device state "
+                            + Durations.human(grace) + " after every multifd channel had ended");
+                }
             }
+            pool.abort();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new MigrationException(Category.CANCELLED, "interrupted while waiting for the load threads", e);
@@ -365,10 +391,26 @@ public final class IncomingMigration implements Runnable {
             }
         }, loadThreads(reg));
         dispatcher = d;
-        d.load(r, () -> cancelRequested || error.isSet(), this::joinLoadThreads);
+        d.load(r, () -> cancelRequested || error.isSet(), () -> {
+            stopWatching(); // EOF: what follows (joining the load threads) reads nothing
+            joinLoadThreads();
+        });
         listener.close(); // mig/dst/listen ends: it refused unexpected channels until now
         error.throwIfSet();
         return d;
+    }
+
+    private void stopWatching() {
+        QuietWatchdog q = quiet;
+        if (q != null) {
+            q.close();
+        }
+    }
+
+    /** {@code ch} watched by the stall detection (when the stream comes over sockets). */
+    private java.nio.channels.ByteChannel watched(java.nio.channels.ByteChannel ch, String name) {
+        QuietWatchdog q = quiet;
+        return q == null ? ch : q.watch(ch, name);
     }
 
     /**
@@ -464,6 +506,7 @@ public final class IncomingMigration implements Runnable {
         }
         IncomingListener.Accepted first = listener.acceptUnclassified();
         MigrationConfig cfg = liveConfig.get();
+        quiet = new QuietWatchdog(cfg.stallTimeout(), error::set);
         TlsContext tls;
         try {
             tls = cfg.concludeTls(MigrationUri.parse(listener.boundUri()), subject.tlsObjects(), false);
@@ -487,7 +530,8 @@ public final class IncomingMigration implements Runnable {
                 listener.close();
                 throw refuse(in, notMultifd(in));
             }
-            Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
+            Transport.Connection c = new Transport.Connection(watched(in.channel(), "the main channel"), true,
+                    in.description());
             connection = c;
             setupDone = true;
             listenUntilTheEnd(PEEK_TIMEOUT);
@@ -510,7 +554,8 @@ public final class IncomingMigration implements Runnable {
             }
             error.throwIfSet();
             IncomingListener.Incoming in = mainChannel.get();
-            Transport.Connection c = new Transport.Connection(in.channel(), true, in.description());
+            Transport.Connection c = new Transport.Connection(watched(in.channel(), "the main channel"), true,
+                    in.description());
             connection = c;
             rx.awaitChannels();
             setupDone = true;
@@ -620,7 +665,8 @@ public final class IncomingMigration implements Runnable {
                         ch.close();
                     } else if (main.get() == null) {
                         main.set(ch);
-                        Transport.Connection c = new Transport.Connection(ch, true, ch.description() + " (main, TLS)");
+                        Transport.Connection c = new Transport.Connection(watched(ch, "the main channel"), true,
+                                ch.description() + " (main, TLS)");
                         connection = c;
                         mainArrived.countDown();
                     } else if (assigned < wanted) {
@@ -628,7 +674,8 @@ public final class IncomingMigration implements Runnable {
                         String name = ch.description() + " (multifd, TLS)";
                         Thread.ofVirtual().name("mig/dst/classify").start(() -> {
                             try {
-                                rx.addChannel(ch, name);
+                                java.nio.channels.ByteChannel w = watched(ch, name);
+                                QuietWatchdog.rename(w, "multifd channel " + rx.addChannel(w, name));
                             } catch (RuntimeException e) {
                                 error.set(e);
                             }
@@ -760,7 +807,8 @@ public final class IncomingMigration implements Runnable {
                     }
                     mainArrived.countDown();
                 } else {
-                    multifd.addChannel(in.channel(), in.description());
+                    java.nio.channels.ByteChannel w = watched(in.channel(), in.description());
+                    QuietWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
                 }
             } catch (RuntimeException e) {
                 error.set(e);

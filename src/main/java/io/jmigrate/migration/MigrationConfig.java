@@ -42,26 +42,31 @@ import java.util.Set;
  *  <tr><td>tls-authz</td><td>""</td><td>the id of an authz-simple or authz-list object that the client
  *      certificate's DN must pass (destination only)</td></tr>
  *  <tr><td>x-multifd-timeout</td><td>30000 ms</td><td>100..3600000 (jmigrate only: how long a destination
- *      waits for all multifd channels, and a source for a stalled channel)</td></tr>
+ *      waits for all multifd channels to connect)</td></tr>
+ *  <tr><td>x-jmigrate-stall-timeout</td><td>30000 ms</td><td>100..3600000 (jmigrate only: a source fails
+ *      when a write on the main or a multifd channel makes no progress for this long, naming the channel,
+ *      and when the destination's SHUT does not come this long after the stream ended)</td></tr>
  * </table>
  */
 public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs, long maxBandwidth,
                               long availSwitchoverBandwidth, int multifdChannels, String multifdCompression,
                               String zeroPageDetection, int multifdZlibLevel, int multifdZstdLevel,
-                              long multifdTimeoutMs, TlsParameters tls) {
+                              long multifdTimeoutMs, TlsParameters tls, long stallTimeoutMs) {
     public static final long DEFAULT_DOWNTIME_LIMIT_MS = 300;
     public static final long MAX_DOWNTIME_LIMIT_MS = 2_000_000;
     public static final long DEFAULT_MAX_BANDWIDTH = 134_217_728L;
     public static final long DEFAULT_MULTIFD_TIMEOUT_MS = 30_000;
+    public static final long DEFAULT_STALL_TIMEOUT_MS = 30_000;
 
     public static final MigrationConfig DEFAULT = new MigrationConfig(EnumSet.noneOf(Capability.class),
             DEFAULT_DOWNTIME_LIMIT_MS, DEFAULT_MAX_BANDWIDTH, 0, 2, "none", "multifd", 1, 1,
-            DEFAULT_MULTIFD_TIMEOUT_MS, TlsParameters.NONE);
+            DEFAULT_MULTIFD_TIMEOUT_MS, TlsParameters.NONE, DEFAULT_STALL_TIMEOUT_MS);
 
     /** Parameter names in QEMU's {@code query-migrate-parameters} order (the ones jmigrate has). */
     public static final java.util.List<String> PARAMETERS = java.util.List.of("downtime-limit", "max-bandwidth",
             "avail-switchover-bandwidth", "multifd-channels", "multifd-compression", "multifd-zlib-level",
-            "multifd-zstd-level", "zero-page-detection", "x-multifd-timeout", "tls-creds", "tls-hostname", "tls-authz");
+            "multifd-zstd-level", "zero-page-detection", "x-multifd-timeout", "tls-creds", "tls-hostname", "tls-authz",
+            "x-jmigrate-stall-timeout");
 
     public MigrationConfig {
         capabilities = capabilities.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(capabilities);
@@ -90,7 +95,8 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
             s.remove(c);
         }
         return new MigrationConfig(s, downtimeLimitMs, maxBandwidth, availSwitchoverBandwidth, multifdChannels,
-                multifdCompression, zeroPageDetection, multifdZlibLevel, multifdZstdLevel, multifdTimeoutMs, tls);
+                multifdCompression, zeroPageDetection, multifdZlibLevel, multifdZstdLevel, multifdTimeoutMs, tls,
+                stallTimeoutMs);
     }
 
     /**
@@ -108,6 +114,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
         int zstd = multifdZstdLevel;
         long tmo = multifdTimeoutMs;
         TlsParameters t = tls;
+        long stall = stallTimeoutMs;
         switch (name) {
             case "downtime-limit" -> {
                 long v = (Long) value;
@@ -166,6 +173,13 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
                 }
                 tmo = v;
             }
+            case "x-jmigrate-stall-timeout" -> {
+                long v = (Long) value;
+                if (v < 100 || v > 3_600_000) {
+                    throw invalid(name, "a value between 100 and 3600000 milliseconds");
+                }
+                stall = v;
+            }
             case "zero-page-detection" -> {
                 String v = (String) value;
                 if (!Set.of("none", "legacy", "multifd").contains(v)) {
@@ -177,7 +191,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
             case "tls-creds", "tls-hostname", "tls-authz" -> t = tls.with(name, (String) value);
             default -> throw new MigrationException(Category.CONFIG, "Parameter '" + name + "' is unexpected");
         }
-        return new MigrationConfig(capabilities, dl, bw, asb, ch, comp, zpd, zlib, zstd, tmo, t);
+        return new MigrationConfig(capabilities, dl, bw, asb, ch, comp, zpd, zlib, zstd, tmo, t, stall);
     }
 
     /** Whether {@code name} is a known parameter taking an integer (else a string). */
@@ -204,6 +218,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
         m.put("tls-creds", tls.creds());
         m.put("tls-hostname", tls.hostname());
         m.put("tls-authz", tls.authz());
+        m.put("x-jmigrate-stall-timeout", stallTimeoutMs);
         return m;
     }
 
@@ -262,6 +277,11 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
         }
         TlsAuthz authz = tls.authz().isEmpty() ? null : objects.authz(tls.authz());
         return TlsContext.server(creds, authz);
+    }
+
+    /** {@code x-jmigrate-stall-timeout}. */
+    public java.time.Duration stallTimeout() {
+        return java.time.Duration.ofMillis(stallTimeoutMs);
     }
 
     /** Whether the multifd capability is on. */

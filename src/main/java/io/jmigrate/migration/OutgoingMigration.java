@@ -1,6 +1,7 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.channel.MigrationUri;
+import io.jmigrate.channel.StallWatchdog;
 import io.jmigrate.channel.Transports;
 
 import io.jmigrate.common.EventSink;
@@ -71,7 +72,6 @@ import java.util.function.Supplier;
  */
 public final class OutgoingMigration implements Runnable {
     private static final long BUFFER_DELAY_MS = 100;
-    private static final java.time.Duration SHUT_TIMEOUT = java.time.Duration.ofSeconds(60);
     static final java.time.Duration DIGEST_WAIT = java.time.Duration.ofMinutes(5);
 
     private final MigrationSubject subject;
@@ -82,6 +82,8 @@ public final class OutgoingMigration implements Runnable {
     private final MigrationUri uri;
     private final MigrationState state;
     private final EventSink events;
+    /** x-jmigrate-stall-timeout on the main and every multifd channel: a stall is the first error. */
+    private final StallWatchdog stall;
     private final RamStats ram = new RamStats();
     /** The first error; it closes the main channel so that a blocked migration thread wakes up. */
     private final FirstError error = new FirstError(e -> {
@@ -132,6 +134,7 @@ public final class OutgoingMigration implements Runnable {
         this.uri = uri;
         this.state = state;
         this.events = events;
+        this.stall = new StallWatchdog(config.stallTimeout(), error::set);
     }
 
     void start() {
@@ -216,12 +219,19 @@ public final class OutgoingMigration implements Runnable {
             completed();
         } catch (Throwable t) {
             failed(t);
+        } finally {
+            stall.close();
         }
     }
 
-    /** §2.2: the main channel. */
+    /** §2.2: the main channel (its writes watched for stalls, unless it is a file). */
     private Transport.Connection connectMain() {
         Transport.Connection c = Transport.connect(uri, tls);
+        if (!(uri instanceof MigrationUri.File)) {
+            c = new Transport.Connection(stall.watch(c.channel(), "the main channel"), c.bidirectional(),
+                    c.description());
+            stall.start();
+        }
         connection = c;
         if (cancelRequested) {
             throw error.get();
@@ -238,7 +248,7 @@ public final class OutgoingMigration implements Runnable {
         List<java.nio.channels.ByteChannel> chans = new ArrayList<>();
         try {
             for (int i = 0; i < mc.channels(); i++) {
-                chans.add(Transport.connectMultifd(uri, i, tls));
+                chans.add(stall.watch(Transport.connectMultifd(uri, i, tls), "multifd channel " + i));
             }
         } catch (RuntimeException e) {
             chans.forEach(Transport::closeQuietly);
@@ -322,16 +332,13 @@ public final class OutgoingMigration implements Runnable {
             error.set(asSeenHere(e)); // first: the aborted save threads' "cancelled" must not win
             if (pool != null) {
                 pool.abort();
-                pool.waitAll(multifd.config().timeout());
+                joinSaveThreads(pool);
             }
             throw e;
         }
         stats.phase("end-sections-written");
         if (pool != null) {
-            if (error.isSet()) {
-                pool.abort();
-            }
-            if (!pool.waitAll(multifd.config().timeout())) {
+            if (!joinSaveThreads(pool)) {
                 throw error.get();
             }
             stats.phase("save-threads-joined");
@@ -340,6 +347,20 @@ public final class OutgoingMigration implements Runnable {
         driver.finish(w, true);
         stats.phase("eof-sent");
         downtimeBytes = transferred() - precopyBytes;
+    }
+
+    /**
+     * §3.4 step 2.3: joins the save threads; true if no migration error is set. Not bounded by a
+     * timeout (a slow device may take long): once an error is set (a save thread's, a channel's,
+     * a cancel) the abort flag is set and every thread stops at its next chunk.
+     */
+    private boolean joinSaveThreads(DeviceThreadPool pool) throws InterruptedException {
+        while (!pool.awaitIdle(java.time.Duration.ofMillis(50))) {
+            if (error.isSet()) {
+                pool.abort();
+            }
+        }
+        return !error.isSet();
     }
 
     /**
@@ -380,11 +401,14 @@ public final class OutgoingMigration implements Runnable {
         return pool;
     }
 
-    /** With a return path: the destination's SHUT, sent once it has loaded everything (§1.10). */
+    /**
+     * With a return path: the destination's SHUT, sent once it has loaded everything (§1.10),
+     * within x-jmigrate-stall-timeout.
+     */
     private void awaitDestination() throws InterruptedException {
         SourceReturnPath rp = returnPath;
         if (rp != null) {
-            rp.awaitShut(SHUT_TIMEOUT);
+            rp.awaitShut(config.stallTimeout());
             stats.phase("destination-loaded");
         }
     }

@@ -99,7 +99,7 @@ final class SourceReturnPath {
     void awaitShut(Duration timeout) throws InterruptedException {
         if (!shut.await(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
             throw new MigrationException(Category.TIMEOUT, "the destination did not send SHUT on the return "
-                    + "path within " + Durations.human(timeout) + " after the stream ended");
+                    + "path within " + Durations.human(timeout) + " after the stream ended (x-jmigrate-stall-timeout)");
         }
         error.throwIfSet();
         ReturnPathMessage.Shut s = shutMessage;

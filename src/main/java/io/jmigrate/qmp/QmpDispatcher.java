@@ -100,12 +100,38 @@ public final class QmpDispatcher {
                     vm.objectDel(c.id());
                     yield Map.of();
                 }
-                case QmpCommand.XJmigrateQueryDigest c -> migration.digests();
+                case QmpCommand.XJmigrateQueryDigest c -> digests();
                 case QmpCommand.XJmigrateQueryWorkload c -> workload();
             };
         } catch (MigrationException e) {
             throw QmpError.of(e);
         }
+    }
+
+    /**
+     * The digests the last migrations recorded, plus {@code current} and {@code current-devices}:
+     * the RAM and each reporting device's state as they are now (read with the workload's vCPUs
+     * parked, so a running guest gives a consistent picture). A source whose migration failed
+     * must show the same as before it started, when its guest and devices wrote nothing in between.
+     */
+    private Map<String, Object> digests() {
+        Map<String, Object> m = new LinkedHashMap<>(migration.digests());
+        Workload w = vm.workload();
+        synchronized (vm) {
+            boolean pause = w != null && vm.runState().isRunning();
+            if (pause) {
+                w.pause();
+            }
+            try {
+                m.put("current", vm.ramDigest());
+                m.put("current-devices", vm.deviceDigests());
+            } finally {
+                if (pause) {
+                    w.resume();
+                }
+            }
+        }
+        return m;
     }
 
     /**
