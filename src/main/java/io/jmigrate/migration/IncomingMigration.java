@@ -749,8 +749,25 @@ public final class IncomingMigration implements Runnable {
     }
 
     private static MigrationException notMultifd(IncomingListener.Incoming in) {
+        MigrationException tls = tlsAtTheSourceOnly(in);
+        if (tls != null) {
+            return tls;
+        }
         return new MigrationException(Category.MISMATCH, in.description() + " is a multifd channel, but this "
                 + "destination expects only the main channel (is the multifd capability on at the source only?)");
+    }
+
+    /**
+     * A connection that opens with a TLS handshake record (0x16 0x03: a ClientHello) at a
+     * destination without tls-creds: the source has TLS on and this side does not.
+     */
+    private static MigrationException tlsAtTheSourceOnly(IncomingListener.Incoming in) {
+        ByteBuffer b = in.channel().unread();
+        if (b.remaining() >= 2 && b.get(0) == 0x16 && b.get(1) == 0x03) {
+            return new MigrationException(Category.MISMATCH, in.description() + " starts a TLS handshake, but tls-creds "
+                    + "is not set on this destination (set the same tls-creds parameter here, or unset it at the source)");
+        }
+        return null;
     }
 
     /** Records {@code e} as the first error, then closes the refused connection: the cause is in before the source can see the hang-up. */
@@ -807,6 +824,10 @@ public final class IncomingMigration implements Runnable {
                     }
                     mainArrived.countDown();
                 } else {
+                    MigrationException tls = tlsAtTheSourceOnly(in);
+                    if (tls != null) {
+                        throw refuse(in, tls);
+                    }
                     java.nio.channels.ByteChannel w = watched(in.channel(), in.description());
                     QuietWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
                 }
@@ -842,7 +863,8 @@ public final class IncomingMigration implements Runnable {
         if (multifd == null) {
             throw refuse(in, notMultifd(in));
         }
-        multifd.addChannel(ch, in.description());
+        java.nio.channels.ByteChannel w = watched(ch, in.description());
+        QuietWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
     }
 
     /** One return-path message (PROTOCOL.md §1.10), written whole under the connection's lock. */

@@ -80,7 +80,15 @@ public final class QmpServer implements EventSink, AutoCloseable {
     private static final AtomicLong SESSION_IDS = new AtomicLong();
     private volatile boolean closed;
 
-    /** Binds {@code unix:PATH} or {@code tcp:HOST:PORT} (port 0 picks a free port). */
+    /** At most this many QMP clients at once; one more gets an error reply and is closed. */
+    public static final int MAX_SESSIONS = 16;
+
+    /**
+     * Binds {@code unix:PATH} (a socket file of mode 0600: only this user may connect) or
+     * {@code tcp:HOST:PORT} (port 0 picks a free port). A TCP address that is not loopback is
+     * refused unless the spec ends with {@code ,allow-remote=on}: QMP has no authentication, and
+     * whoever reaches it controls the VM.
+     */
     public QmpServer(String spec, Supplier<QmpDispatcher> dispatcher) {
         this.dispatcher = dispatcher;
         try {
@@ -88,18 +96,37 @@ public final class QmpServer implements EventSink, AutoCloseable {
                 unixPath = Path.of(spec.substring(5).replaceAll(",.*$", ""));
                 Files.deleteIfExists(unixPath);
                 server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-                server.bind(UnixDomainSocketAddress.of(unixPath));
+                // bind under a temporary name, restrict it to 0600, then move it into place, so
+                // that nobody else can connect in between
+                Path tmp = unixPath.resolveSibling("." + unixPath.getFileName() + "." + ProcessHandle.current().pid()
+                        + ".tmp");
+                Files.deleteIfExists(tmp);
+                server.bind(UnixDomainSocketAddress.of(tmp));
+                Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+                Files.move(tmp, unixPath, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
                 address = "unix:" + unixPath;
             } else if (spec.startsWith("tcp:")) {
+                boolean allowRemote = spec.endsWith(",allow-remote=on");
                 String rest = spec.substring(4).replaceAll(",.*$", "");
                 int colon = rest.lastIndexOf(':');
                 if (colon < 0) {
                     throw new MigrationException(Category.CONFIG, "QMP address '" + spec + "' needs tcp:HOST:PORT");
                 }
+                String host = rest.substring(0, colon);
+                if (host.startsWith("[") && host.endsWith("]")) {
+                    host = host.substring(1, host.length() - 1);
+                }
+                InetSocketAddress bindTo = new InetSocketAddress(host, Integer.parseInt(rest.substring(colon + 1)));
+                if (!allowRemote && (bindTo.isUnresolved() || !bindTo.getAddress().isLoopbackAddress())) {
+                    throw new MigrationException(Category.CONFIG, "QMP on '" + spec + "' would listen on a "
+                            + "non-loopback address: QMP has no authentication, so anyone who reaches it controls "
+                            + "the VM. Use tcp:127.0.0.1:PORT or unix:PATH, or add ,allow-remote=on to mean it");
+                }
                 unixPath = null;
                 server = ServerSocketChannel.open();
                 server.socket().setReuseAddress(true);
-                server.bind(new InetSocketAddress(rest.substring(0, colon), Integer.parseInt(rest.substring(colon + 1))));
+                server.bind(bindTo);
                 address = "tcp:" + rest.substring(0, colon) + ":" + server.socket().getLocalPort();
             } else {
                 throw new MigrationException(Category.CONFIG, "QMP address '" + spec
@@ -108,6 +135,20 @@ public final class QmpServer implements EventSink, AutoCloseable {
         } catch (IOException | NumberFormatException e) {
             throw new MigrationException(Category.CONFIG, "cannot listen for QMP on '" + spec + "': " + e.getMessage(), e);
         }
+    }
+
+    /** One client too many: an error reply instead of the greeting, then the connection closes. */
+    private static void refuseSession(SocketChannel ch) {
+        try (ch) {
+            ObjectNode e = error(null, QmpError.generic("too many QMP clients: at most " + MAX_SESSIONS
+                    + " at once (QmpServer.MAX_SESSIONS)"));
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(line(e));
+            ch.configureBlocking(false); // never wait on a client that does not read
+            ch.write(b);
+        } catch (IOException ignored) {
+            // it is being turned away anyway
+        }
+        System.err.println("jmigrate: QMP client refused: " + MAX_SESSIONS + " clients are connected");
     }
 
     /** The bound address (tcp port resolved). */
@@ -125,6 +166,10 @@ public final class QmpServer implements EventSink, AutoCloseable {
         while (!closed) {
             try {
                 SocketChannel ch = server.accept();
+                if (sessions.size() >= MAX_SESSIONS) {
+                    refuseSession(ch);
+                    continue;
+                }
                 Session s = new Session(ch);
                 sessions.add(s);
                 if (closed) {

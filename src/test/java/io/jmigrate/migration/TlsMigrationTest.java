@@ -196,6 +196,25 @@ class TlsMigrationTest {
         }
     }
 
+    @ParameterizedTest(name = "multifd {0}")
+    @ValueSource(booleans = {false, true})
+    void tlsSourceToAPlaintextDestinationIsNamedOnBothSides(boolean multifd) throws Exception {
+        try (Pair p = pair(false, multifd)) {
+            creds(p.src(), "tls0", good, "client");
+            p.sm().setParameters(Map.of("tls-creds", "tls0"));
+            String before = p.src().ramDigest();
+            IncomingMigration in = p.dm().startIncoming("tcp:127.0.0.1:0", false);
+            OutgoingMigration out = p.sm().migrate(in.boundUri());
+            assertThat(out.join(60_000)).isTrue();
+            assertThat(in.join(60_000)).isTrue();
+            assertThat(in.error()).hasMessageContaining("starts a TLS handshake, but tls-creds is not set on this "
+                    + "destination");
+            assertThat(out.error()).hasMessageContaining("TLS handshake");
+            assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
+            assertThat(p.src().ramDigest()).isEqualTo(before);
+        }
+    }
+
     @Test
     void tlsParametersAreCheckedWhenTheMigrationStarts() throws Exception {
         try (Pair p = pair(false, false)) {
