@@ -373,6 +373,7 @@ public final class MultifdReceiver implements AutoCloseable {
             if (!ChannelIo.readOrEof(transport, b)) {
                 return false;
             }
+            rejectSyncOnDeviceState(b, at);
             int flags = PacketHeader.decodeFlags(b, 0, name, at);
             if ((flags & PacketHeader.FLAG_DEVICE_STATE) != 0) {
                 b.limit(DeviceStatePacket.SIZE);
@@ -437,6 +438,30 @@ public final class MultifdReceiver implements AutoCloseable {
                 return awaitRelease();
             }
             return true;
+        }
+
+        /**
+         * A well-formed header with DEVICE_STATE and SYNC: read the device-state header too, so
+         * the error names the device the packet was for (PROTOCOL.md §2.7: SYNC is never set there).
+         */
+        private void rejectSyncOnDeviceState(ByteBuffer b, long at) throws IOException {
+            int raw = b.getInt(8);
+            if ((raw & PacketHeader.FLAG_DEVICE_STATE) == 0 || (raw & PacketHeader.FLAG_SYNC) == 0
+                    || b.getInt(0) != PacketHeader.MAGIC || b.getInt(4) != PacketHeader.VERSION) {
+                return;
+            }
+            b.limit(DeviceStatePacket.SIZE);
+            readBody(b, at, "device-state packet header");
+            int n = 0;
+            while (n < DeviceStatePacket.IDSTR_LEN - 1 && b.get(DeviceStatePacket.IDSTR + n) != 0) {
+                n++;
+            }
+            byte[] id = new byte[n];
+            b.get(DeviceStatePacket.IDSTR, id);
+            throw new StreamException(Category.PROTOCOL, name, at + 8, "device-state packet for \""
+                    + new String(id, java.nio.charset.StandardCharsets.ISO_8859_1) + "\" instance "
+                    + Integer.toUnsignedString(b.getInt(DeviceStatePacket.INSTANCE_ID))
+                    + " has the SYNC flag set: SYNC is only valid on RAM packets");
         }
 
         private boolean awaitRelease() {

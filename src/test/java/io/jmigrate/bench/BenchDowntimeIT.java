@@ -55,7 +55,9 @@ class BenchDowntimeIT {
         assertThat(ImageIO.read(out.resolve("downtime.png").toFile()).getWidth()).isPositive();
         try (Stream<Path> s = Files.list(out.resolve("timelines"))) {
             List<Path> pngs = s.filter(f -> f.toString().endsWith(".png")).sorted().toList();
-            assertThat(pngs).hasSize(4 * 3);
+            // one per switchover of the 4 cells, plus the last empty switchover's
+            assertThat(pngs).hasSize(4 * 3 + 1);
+            assertThat(pngs).filteredOn(f -> f.getFileName().toString().startsWith("timeline-empty-")).hasSize(1);
             assertThat(ImageIO.read(pngs.getLast().toFile()).getHeight()).isPositive();
         }
     }

@@ -57,13 +57,22 @@ class MultifdMigrationIT {
                 "multifd-zlib-level", 1, "multifd-zstd-level", 3));
     }
 
+    /**
+     * 26 hops, each a new VM process and a 64 MiB migration. The class's 600 s bounded their
+     * sum, which measures the machine's load rather than a hang: at load average 40 on 2 cores
+     * the chain ran out of it mid-way (every hop so far had passed). A hang is caught per hop
+     * instead, by each step's own wait (VM start 30 s, source 60 s, destination 30 s, each QMP
+     * call); this bound is 2 minutes per hop, and each hop prints how long it took.
+     */
     @Test
+    @Timeout(value = 26 * 120)
     void everyCombinationAlongAChainOfProcesses() throws Exception {
         List<Hop> hops = hops();
         VmProcess src = VmProcess.start(dir, "vm0", "-m", "64M", "--workload", WL);
         try {
             src.awaitPagesTouched(1);
             for (int i = 0; i < hops.size(); i++) {
+                long t0 = System.nanoTime();
                 Hop h = hops.get(i);
                 boolean nextLegacy = i + 1 < hops.size() && hops.get(i + 1).legacyFlush();
                 List<String> args = new ArrayList<>(List.of("-m", "64M", "--workload", WL, "--incoming", "defer"));
@@ -83,6 +92,8 @@ class MultifdMigrationIT {
                     dst.exec("migrate-incoming", Map.of("uri", uri));
                     src.exec("migrate", Map.of("uri", uri));
                     assertMigrated(h, src, dst);
+                    System.out.printf("hop %d/%d (%s): %.1f s%n", i + 1, hops.size(), h,
+                            (System.nanoTime() - t0) / 1e9);
                 } catch (Throwable t) {
                     dst.close();
                     throw t;

@@ -67,8 +67,10 @@ class VfioDowntimeBenchIT {
         for (int run = 0; run < runs; run++) {
             for (String mode : new String[] {"auto", "off"}) {
                 String tag = mode + run;
+                // the destination queues device-state buffers on the heap until its load threads
+                // write them (no cap by default, as QEMU): give it room beyond the ITs' 96 MiB
                 try (VmProcess s = VmProcess.start(dir, "s" + tag, vm(mode));
-                     VmProcess d = VmProcess.start(dir, "d" + tag, vm(mode, "--incoming", "defer"))) {
+                     VmProcess d = VmProcess.start(dir, "d" + tag, List.of("-Xmx1g"), vm(mode, "--incoming", "defer"))) {
                     caps(s);
                     caps(d);
                     String uri = "unix:" + dir.resolve(tag + ".sock");

@@ -29,10 +29,15 @@ class LoopbackMigrationTest {
     }
 
     private static void await(java.util.function.BooleanSupplier cond, String what) throws InterruptedException {
+        await(cond, what, () -> "");
+    }
+
+    private static void await(java.util.function.BooleanSupplier cond, String what,
+                              java.util.function.Supplier<String> state) throws InterruptedException {
         long deadline = System.currentTimeMillis() + 30_000;
         while (!cond.getAsBoolean()) {
             if (System.currentTimeMillis() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
+                throw new AssertionError("timed out waiting for " + what + ": " + state.get());
             }
             Thread.sleep(10);
         }
@@ -167,7 +172,9 @@ class LoopbackMigrationTest {
             OutgoingMigration out = sm.migrate("unix:" + sock);
             await(() -> out.state().get() == MigrationStatus.ACTIVE, "active");
             // cancelled in the middle of sending pages (it cannot converge: 200 MB/s dirtied, 8 MB/s sent)
-            await(() -> (Long) ((Map<?, ?>) out.info().get("ram")).get("transferred") > 1 << 20, "1 MiB sent");
+            await(() -> (Long) ((Map<?, ?>) out.info().get("ram")).get("transferred") > 1 << 20,
+                    "1 MiB sent", () -> "source " + out.info() + ", error " + out.error() + ", destination "
+                            + dst.runState());
             sm.cancel();
             assertThat(out.join(10_000)).isTrue();
             assertThat(out.state().get()).isEqualTo(MigrationStatus.CANCELLED);

@@ -385,6 +385,16 @@ class MultifdSocketTest {
     }
 
     @Test
+    void rejectsSyncOnADeviceStatePacketNamingTheDevice() throws Exception {
+        java.nio.ByteBuffer h = java.nio.ByteBuffer.allocate(DeviceStatePacket.SIZE + 4);
+        new DeviceStatePacket("gpu0/blob", 3, 4).encode(h, 0);
+        h.putInt(8, PacketHeader.FLAG_DEVICE_STATE | PacketHeader.FLAG_SYNC);
+        assertThat(receiveRaw(1, List.of(concat(init(0), h.array())), false))
+                .hasMessageContaining("at byte offset 72")
+                .hasMessageContaining("device-state packet for \"gpu0/blob\" instance 3 has the SYNC flag set");
+    }
+
+    @Test
     void rejectsCountsAboveCapacity() throws Exception {
         assertThat(receiveRaw(1, List.of(concat(init(0), bytes(packet(0, 0).pagesAlloc(1000)))), false))
                 .hasMessageContaining("pages_alloc 1000 exceeds");
