@@ -147,6 +147,8 @@ class FaultMatrixIT {
         }
         String srcOutcome;
         String dstOutcome;
+        String srcWhy = "";
+        String dstWhy = "";
         try (VmProcess dst = vm("d" + n, "--incoming", "defer")) {
             configure(source, 32L << 20, STALL_TIMEOUT_MS);
             configure(dst, 32L << 20, 2 * STALL_TIMEOUT_MS);
@@ -177,6 +179,7 @@ class FaultMatrixIT {
                     assertThat(s.path("status").asText()).as("%s: source %s\n%s", ctx, s, logs(source, dst))
                             .isEqualTo("failed");
                     String why = s.path("error-desc").asText();
+                    srcWhy = why;
                     assertThat(why).as("%s: source error", ctx).isNotBlank();
                     assertThat(source.status()).as("%s: the source runs again", ctx).isEqualTo("running");
                     JsonNode now = source.exec("x-jmigrate-query-digest");
@@ -193,6 +196,7 @@ class FaultMatrixIT {
                     assertThat(d.path("status").asText()).as("%s: destination %s\n%s", ctx, d, logs(source, dst))
                             .isEqualTo("failed");
                     String why = d.path("error-desc").asText();
+                    dstWhy = why;
                     assertThat(why).as("%s: destination error", ctx).isNotBlank();
                     String run = dst.status();
                     assertThat(run).as("%s: the destination never runs a half-loaded guest", ctx)
@@ -208,10 +212,28 @@ class FaultMatrixIT {
                 killedSource.close();
             }
         }
+        assertNamesTheCause(phase + " x " + fault, fault, srcWhy, dstWhy);
         String retry = retry(n);
         TABLE.put(String.format("%d-%d", phase.ordinal(), fault.ordinal()),
                 "| " + phase + " | " + fault + " | " + srcOutcome.replace("|", "/") + " | "
                         + dstOutcome.replace("|", "/") + " | " + retry + " |\n");
+    }
+
+    /** The cause named by the side that can see it (both errors are also in the table). */
+    private static void assertNamesTheCause(String ctx, Fault fault, String src, String dst) {
+        String both = src + "\n" + dst;
+        switch (fault) {
+            case DROP_MAIN -> assertThat(src).as(ctx).contains("main channel");
+            case DROP_MULTIFD -> assertThat(both).as(ctx).containsPattern("multifd channel(\\(s\\))? 1");
+            case STALL_MAIN -> assertThat(dst).as(ctx).contains("x-jmigrate-stall-timeout")
+                    .contains("waiting for the main channel");
+            case STALL_MULTIFD -> assertThat(both).as(ctx).contains("x-jmigrate-stall-timeout")
+                    .containsPattern("multifd channel 1[ ,].*stalled|waiting for multifd channel 1 ");
+            case KILL_DESTINATION -> assertThat(src).as(ctx).contains("the destination closed");
+            // whichever channel the destination was reading when the source's connections ended
+            case KILL_SOURCE -> assertThat(dst).as(ctx)
+                    .containsPattern("\\(main\\) at byte offset \\d+: truncated|multifd channel(\\(s\\))? \\d+ .*ended");
+        }
     }
 
     /** The retry: the source to a fresh destination, straight (no proxy), at full speed. */
