@@ -38,16 +38,8 @@ public final class DeviceThreadPool implements SaveVmHandlers.AbortFlag, AutoClo
         void run(SaveVmHandlers.AbortFlag abort) throws Exception;
     }
 
-    /** What a task reports to its observer (for stats and JFR); may be null. */
-    public interface Observer {
-        void started(String device);
-
-        void ended(String device, Throwable failure);
-    }
-
     private final String prefix;
     private final FirstError errors;
-    private final Observer observer;
     private final ExecutorService executor = Executors.newThreadPerTaskExecutor(
             Thread.ofPlatform().daemon(true).factory());
     private final AtomicBoolean abort = new AtomicBoolean();
@@ -58,10 +50,9 @@ public final class DeviceThreadPool implements SaveVmHandlers.AbortFlag, AutoClo
     /**
      * @param prefix thread name prefix: {@code mig/src/save_} or {@code mig/dst/load_}
      */
-    public DeviceThreadPool(String prefix, FirstError errors, Observer observer) {
+    public DeviceThreadPool(String prefix, FirstError errors) {
         this.prefix = prefix;
         this.errors = errors;
-        this.observer = observer;
     }
 
     @Override
@@ -89,21 +80,13 @@ public final class DeviceThreadPool implements SaveVmHandlers.AbortFlag, AutoClo
         }
         executor.execute(() -> {
             Thread.currentThread().setName(prefix + device);
-            Throwable failure = null;
-            if (observer != null) {
-                observer.started(device);
-            }
             try {
                 task.run(this);
             } catch (Throwable t) {
-                failure = t;
                 errors.set(t instanceof MigrationException me ? me
                         : new MigrationException(Category.INTERNAL, prefix + device + " failed: " + t, t));
                 abort.set(true);
             } finally {
-                if (observer != null) {
-                    observer.ended(device, failure);
-                }
                 lock.lock();
                 try {
                     running.remove(device);

@@ -89,7 +89,7 @@ public final class IncomingMigration implements Runnable {
     private volatile SaveStateRegistry<SaveVmHandlers.Load> registry;
     private final DeviceStateStats stats = new DeviceStateStats("destination");
     /** The load threads mig/dst/load_<dev> (QEMU: created at the start of qemu_loadvm_state). */
-    private final DeviceThreadPool loadPool = new DeviceThreadPool("mig/dst/load_", error, null);
+    private final DeviceThreadPool loadPool = new DeviceThreadPool("mig/dst/load_", error);
     private volatile Map<String, String> deviceDigests;
     private volatile LoadVmDispatcher dispatcher;
     /** switchover-ack: devices that still have to approve; the ACK goes when it reaches 0. */

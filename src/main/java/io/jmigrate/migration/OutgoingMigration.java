@@ -376,7 +376,7 @@ public final class OutgoingMigration implements Runnable {
         if (devs.isEmpty()) {
             return null;
         }
-        DeviceThreadPool pool = new DeviceThreadPool("mig/src/save_", error, null);
+        DeviceThreadPool pool = new DeviceThreadPool("mig/src/save_", error);
         savePool = pool;
         if (error.isSet()) {
             pool.abort();

@@ -21,7 +21,7 @@ class DeviceThreadPoolTest {
     @Test
     void everyTaskRunsOnItsOwnNamedThreadAndWaitIsABarrier() throws Exception {
         FirstError err = new FirstError();
-        try (DeviceThreadPool pool = new DeviceThreadPool("mig/src/save_", err, null)) {
+        try (DeviceThreadPool pool = new DeviceThreadPool("mig/src/save_", err)) {
             Set<String> names = ConcurrentHashMap.newKeySet();
             CountDownLatch all = new CountDownLatch(3);
             for (String d : List.of("a/blob", "b/blob", "c/blob")) {
@@ -44,7 +44,7 @@ class DeviceThreadPoolTest {
     @Test
     void theFirstFailureWinsAndAbortsTheOthers() throws Exception {
         FirstError err = new FirstError();
-        try (DeviceThreadPool pool = new DeviceThreadPool("mig/dst/load_", err, null)) {
+        try (DeviceThreadPool pool = new DeviceThreadPool("mig/dst/load_", err)) {
             CountDownLatch waiting = new CountDownLatch(1);
             pool.submit("slow", abort -> {
                 waiting.countDown();
@@ -68,7 +68,7 @@ class DeviceThreadPoolTest {
     void waitNamesTheThreadsStillRunningAfterItsTimeout() {
         FirstError err = new FirstError();
         CountDownLatch release = new CountDownLatch(1);
-        try (DeviceThreadPool pool = new DeviceThreadPool("mig/dst/load_", err, null)) {
+        try (DeviceThreadPool pool = new DeviceThreadPool("mig/dst/load_", err)) {
             pool.submit("stuck/blob", abort -> release.await());
             assertThatThrownBy(() -> pool.waitAll(Duration.ofMillis(100)))
                     .hasMessageContaining("mig/dst/load_stuck/blob").hasMessageContaining("did not finish within 100 ms");
