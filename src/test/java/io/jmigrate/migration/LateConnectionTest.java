@@ -32,7 +32,8 @@ class LateConnectionTest {
             MigrationManager sm = new MigrationManager(src, (e, d) -> { });
             MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
             for (MigrationManager m : List.of(sm, dm)) {
-                m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true)));
+                m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true),
+                        Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
                 m.setParameters(Map.of("multifd-channels", 2L, "max-bandwidth", 8L << 20));
             }
             IncomingMigration in = dm.startIncoming("tcp:127.0.0.1:0", false);
