@@ -13,7 +13,7 @@ import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.StreamLimits;
 
 import io.jmigrate.channel.IncomingListener;
-import io.jmigrate.channel.QuietWatchdog;
+import io.jmigrate.channel.ChannelWatchdog;
 import io.jmigrate.channel.TlsChannel;
 import io.jmigrate.channel.TlsContext;
 import io.jmigrate.memory.RamBlock;
@@ -71,7 +71,7 @@ public final class IncomingMigration implements Runnable {
     private final FirstError error = new FirstError(this::onFirstError);
     private volatile MultifdReceiver multifd;
     /** x-jmigrate-stall-timeout while the stream loads: the whole migration going quiet is the first error. */
-    private volatile QuietWatchdog quiet;
+    private volatile ChannelWatchdog quiet;
     private final AtomicReference<IncomingListener.Incoming> mainChannel = new AtomicReference<>();
     private final CountDownLatch mainArrived = new CountDownLatch(1);
     private final long createdMillis = System.currentTimeMillis();
@@ -216,7 +216,7 @@ public final class IncomingMigration implements Runnable {
     public void run() {
         try {
             Transport.Connection c = acceptChannels();
-            QuietWatchdog q = quiet;
+            ChannelWatchdog q = quiet;
             if (q != null) {
                 q.start();
             }
@@ -409,7 +409,7 @@ public final class IncomingMigration implements Runnable {
     }
 
     private void stopWatching() {
-        QuietWatchdog q = quiet;
+        ChannelWatchdog q = quiet;
         if (q != null) {
             q.close();
         }
@@ -417,7 +417,7 @@ public final class IncomingMigration implements Runnable {
 
     /** {@code ch} watched by the stall detection (when the stream comes over sockets). */
     private java.nio.channels.ByteChannel watched(java.nio.channels.ByteChannel ch, String name) {
-        QuietWatchdog q = quiet;
+        ChannelWatchdog q = quiet;
         return q == null ? ch : q.watch(ch, name);
     }
 
@@ -517,7 +517,7 @@ public final class IncomingMigration implements Runnable {
         }
         IncomingListener.Accepted first = listener.acceptUnclassified();
         MigrationConfig cfg = liveConfig.get();
-        quiet = new QuietWatchdog(cfg.stallTimeout(), error::set);
+        quiet = ChannelWatchdog.forReads(cfg.stallTimeout(), error::set);
         TlsContext tls;
         try {
             tls = cfg.concludeTls(MigrationUri.parse(listener.boundUri()), subject.tlsObjects(), false);
@@ -686,7 +686,7 @@ public final class IncomingMigration implements Runnable {
                         Thread.ofVirtual().name("mig/dst/classify").start(() -> {
                             try {
                                 java.nio.channels.ByteChannel w = watched(ch, name);
-                                QuietWatchdog.rename(w, "multifd channel " + rx.addChannel(w, name));
+                                ChannelWatchdog.rename(w, "multifd channel " + rx.addChannel(w, name));
                             } catch (RuntimeException e) {
                                 error.set(e);
                             }
@@ -841,7 +841,7 @@ public final class IncomingMigration implements Runnable {
                         throw refuse(in, tls);
                     }
                     java.nio.channels.ByteChannel w = watched(in.channel(), in.description());
-                    QuietWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
+                    ChannelWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
                 }
             } catch (RuntimeException e) {
                 error.set(e);
@@ -876,7 +876,7 @@ public final class IncomingMigration implements Runnable {
             throw refuse(in, notMultifd(in));
         }
         java.nio.channels.ByteChannel w = watched(ch, in.description());
-        QuietWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
+        ChannelWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
     }
 
     /** One return-path message (PROTOCOL.md §1.10), written whole under the connection's lock. */

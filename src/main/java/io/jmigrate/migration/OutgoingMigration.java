@@ -1,7 +1,7 @@
 package io.jmigrate.migration;
 
 import io.jmigrate.channel.MigrationUri;
-import io.jmigrate.channel.StallWatchdog;
+import io.jmigrate.channel.ChannelWatchdog;
 import io.jmigrate.channel.Transports;
 
 import io.jmigrate.common.EventSink;
@@ -83,7 +83,7 @@ public final class OutgoingMigration implements Runnable {
     private final MigrationState state;
     private final EventSink events;
     /** x-jmigrate-stall-timeout on the main and every multifd channel: a stall is the first error. */
-    private final StallWatchdog stall;
+    private final ChannelWatchdog stall;
     private final RamStats ram = new RamStats();
     /** The first error; it closes the main channel so that a blocked migration thread wakes up. */
     private final FirstError error = new FirstError(e -> {
@@ -140,7 +140,7 @@ public final class OutgoingMigration implements Runnable {
         this.uri = uri;
         this.state = state;
         this.events = events;
-        this.stall = new StallWatchdog(config.stallTimeout(), error::set);
+        this.stall = ChannelWatchdog.forWrites(config.stallTimeout(), error::set);
     }
 
     void start() {
