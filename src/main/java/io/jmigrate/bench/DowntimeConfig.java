@@ -42,6 +42,14 @@ public record DowntimeConfig(long ramBytes, double dirtyRateMiB, List<Integer> v
                              int emptyRuns, DeviceFlavor flavor, long stateBytes, long readRate, long writeRate,
                              LinkSpec link, boolean timeline, Path outDir, Path workDir, Duration migrationTimeout,
                              List<String> jvmArgs, long downtimeLimitMs) {
+    /**
+     * The VM processes' heap. A destination's reassemblers hold the device state that arrived
+     * ahead of its load threads on the heap (up to x-migration-max-queued-buffers-size per
+     * device: 400 MiB at 4 VFs of 100 MiB); at -Xmx512m the 4-VF window filled the heap and
+     * spent about 230 ms of its 1.8 s in GC pauses, a full GC among them (JFR, README).
+     */
+    public static final String VM_HEAP = "-Xmx2g";
+
     public static final int DEFAULT_RUNS = 20;
     public static final long DEFAULT_DOWNTIME_LIMIT_MS = 50;
 

@@ -94,7 +94,7 @@ public final class BenchDowntimeCommand implements Callable<Integer> {
     boolean keep;
 
     @Option(names = "--jvm-arg", paramLabel = "ARG",
-            description = "JVM option for the VM processes (repeatable; default -Xmx512m)")
+            description = "JVM option for the VM processes (repeatable; default -Xmx2g)")
     List<String> jvmArgs = new ArrayList<>();
 
     static long rate(String s) {
@@ -116,7 +116,7 @@ public final class BenchDowntimeCommand implements Callable<Integer> {
                 emptyRuns != null ? emptyRuns : Math.min(runs, 10), flavor, VmConfig.parseSize(stateSize),
                 rate(readRate), rate(writeRate), link == null ? null : LinkSpec.parse(link), timeline,
                 out.toAbsolutePath(), dir, Duration.ofSeconds(timeout),
-                jvmArgs.isEmpty() ? List.of("-Xmx512m") : jvmArgs, downtimeLimit);
+                jvmArgs.isEmpty() ? List.of(DowntimeConfig.VM_HEAP) : jvmArgs, downtimeLimit);
         try {
             DowntimeBench.Result r = new DowntimeBench(cfg, err, false).keepRecordings(keep).run();
             System.out.println();

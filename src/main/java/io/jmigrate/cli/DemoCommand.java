@@ -91,7 +91,7 @@ public final class DemoCommand implements Callable<Integer> {
         long r = BenchDowntimeCommand.rate(rate);
         DowntimeConfig cfg = new DowntimeConfig(VmConfig.parseSize(ram), dirtyRate, List.of(vfs), List.of(channels),
                 runs, 1, flavor, VmConfig.parseSize(stateSize), r, r, link == null ? null : LinkSpec.parse(link),
-                true, out.toAbsolutePath(), dir, Duration.ofSeconds(300), List.of("-Xmx512m"),
+                true, out.toAbsolutePath(), dir, Duration.ofSeconds(300), List.of(DowntimeConfig.VM_HEAP),
                 DowntimeConfig.DEFAULT_DOWNTIME_LIMIT_MS);
         o.printf("jmigrate demo: a guest with %s of RAM (dirtied at %s MiB/s) and %d %s(s) of %s state each "
                         + "(read and write at %s/s), %d multifd channels, %s%n", ram, fmt(dirtyRate), vfs,
