@@ -71,6 +71,8 @@ class LoopbackMigrationTest {
                     "MIGRATION{status=device}", "MIGRATION{status=completed}", "MIGRATION_PASS{pass=1}", "STOP{}");
             Map<String, Object> info = out.info();
             assertThat(info).containsKeys("downtime", "total-time", "setup-time");
+            // the time the source waited for the PONG of its catch-up PING (return-path is on)
+            assertThat((Long) info.get("x-jmigrate-catch-up-time")).isNotNegative();
             @SuppressWarnings("unchecked") Map<String, Object> ram = (Map<String, Object>) info.get("ram");
             assertThat((Long) ram.get("total")).isEqualTo(32L << 20);
             assertThat((Long) ram.get("normal") + (Long) ram.get("duplicate")).isGreaterThanOrEqualTo(8192);
