@@ -290,6 +290,14 @@ public final class MultifdReceiver implements AutoCloseable {
         return e != null ? e : new MigrationException(Category.CANCELLED, "multifd receive side is shutting down");
     }
 
+    /**
+     * Closes every channel and wakes every receive thread, without waiting for them to end
+     * ({@link #close} joins them): once the last SYNC was passed they write nothing more.
+     */
+    public void stop() {
+        shutdown();
+    }
+
     /** Closes every channel and joins the threads. */
     @Override
     public void close() {
