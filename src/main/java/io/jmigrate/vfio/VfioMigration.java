@@ -623,42 +623,40 @@ public final class VfioMigration {
             return precopySupported();
         }
 
-        /** {@code vfio_load_state}: the tag loop of PROTOCOL.md §4.1, for any section type. */
+        /** {@code vfio_load_state}: the tag loop of PROTOCOL.md §4.1 ({@link VfioMarkerWalk}), any section type. */
         @Override
         public void loadState(QemuFileReader r, SectionType type, int versionId) {
-            while (true) {
-                long at = r.position();
-                long tag = r.readBe64("VFIO tag of " + idstr());
-                if (tag == END_OF_STATE) {
-                    return;
-                } else if (tag == DEV_CONFIG_STATE) {
-                    if (multifd) {
+            VfioMarkerWalk.section(r, type, "VFIO device " + idstr(), new VfioMarkerWalk.Visitor() {
+                @Override
+                public void marker(long tag, long at) {
+                    if (tag == DEV_CONFIG_STATE && multifd) {
                         throw tagError(r, at, "got DEV_CONFIG_STATE in main migration channel but doing multifd "
                                 + "transfer");
                     }
-                    loadConfig(r);
-                    return;
-                } else if (tag == DEV_SETUP_STATE) {
-                    long end = r.readBe64("VFIO setup end tag");
-                    if (end != END_OF_STATE) {
-                        throw tagError(r, at + 8, String.format("DEV_SETUP_STATE followed by 0x%016x, expected "
-                                + "END_OF_STATE", end));
-                    }
-                    return;
-                } else if (tag == DEV_DATA_STATE) {
-                    long size = r.readBe64("VFIO data size");
-                    if (size < 0) {
-                        throw tagError(r, at + 8, "DEV_DATA_STATE size " + Long.toUnsignedString(size) + " too large");
-                    }
+                }
+
+                @Override
+                public void data(QemuFileReader r, long size) {
                     writeFromStream(r, size);
-                } else if (tag == DEV_INIT_DATA_SENT) {
+                }
+
+                @Override
+                public void config(byte[] cfg, long at) {
+                    config.loadConfig(cfg);
+                    configLoaded = true;
+                }
+
+                @Override
+                public void initDataSent(QemuFileReader r, long at) {
                     if (!precopySupported() || !options.switchoverAck() || options.approveSwitchover() == null) {
                         throw tagError(r, at, "got INIT_DATA_SENT but "
                                 + (precopySupported() ? "switchover-ack is off" : "the device has no PRE_COPY support"));
                     }
                     options.approveSwitchover().run();
-                    return;
-                } else if (tag == DEV_CONFIG_LOAD_READY) {
+                }
+
+                @Override
+                public void loadReady(QemuFileReader r, long at) {
                     if (!configAfterIter) {
                         throw tagError(r, at, "got DEV_CONFIG_LOAD_READY but x-migration-load-config-after-iter is "
                                 + "not in effect (it needs multifd transfer)");
@@ -673,11 +671,8 @@ public final class VfioMigration {
                     } finally {
                         iterLock.unlock();
                     }
-                    return;
-                } else {
-                    throw tagError(r, at, String.format("unknown tag 0x%016x in %s section", tag, type));
                 }
-            }
+            });
         }
 
         private void writeFromStream(QemuFileReader r, long size) {
@@ -696,14 +691,9 @@ public final class VfioMigration {
             transferred.addAndGet(size);
         }
 
+        /** A multifd config packet after its DEV_CONFIG_STATE tag. */
         private void loadConfig(QemuFileReader r) {
-            byte[] cfg = VfioConfigVmsd.load(r);
-            config.loadConfig(cfg);
-            long at = r.position();
-            long end = r.readBe64("VFIO config end tag");
-            if (end != END_OF_STATE) {
-                throw tagError(r, at, String.format("config state followed by 0x%016x, expected END_OF_STATE", end));
-            }
+            config.loadConfig(VfioMarkerWalk.configBody(r, "VFIO device " + idstr()));
             configLoaded = true;
         }
 
