@@ -731,28 +731,35 @@ public final class VfioMigration {
             VfioDataFd fd = fd("RESUMING write");
             while (true) {
                 OrderedReassembler.Buffer b = buffers.take();
-                if (b.last()) {
-                    buffers.written(b.data().length);
-                    transferred.addAndGet(VfioStatePacket.HEADER_SIZE + b.data().length);
-                    if (configAfterIter) {
-                        awaitIterables(shouldQuit);
+                byte[] cfg;
+                try {
+                    if (!b.last()) {
+                        ByteBuffer bb = b.byteBuffer();
+                        while (bb.hasRemaining()) {
+                            int n = fd.write(bb);
+                            buffers.written(n);
+                            written.addAndGet(n);
+                        }
+                        transferred.addAndGet(VfioStatePacket.HEADER_SIZE + b.length());
+                        continue;
                     }
-                    QemuFileReader r = QemuFileReader.of(b.data(), idstr() + " config packet idx " + b.idx());
-                    long tag = r.readBe64("VFIO config tag");
-                    if (tag != DEV_CONFIG_STATE) {
-                        throw new MigrationException(Category.PROTOCOL, "VFIO device " + idstr() + ": config packet idx "
-                                + b.idx() + String.format(" starts with 0x%016x, expected DEV_CONFIG_STATE", tag));
-                    }
-                    loadConfig(r);
-                    return;
+                    cfg = b.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+                    buffers.written(cfg.length);
+                } finally {
+                    buffers.release(b); // the last release frees the buffers' arena
                 }
-                ByteBuffer bb = ByteBuffer.wrap(b.data());
-                while (bb.hasRemaining()) {
-                    int n = fd.write(bb);
-                    buffers.written(n);
-                    written.addAndGet(n);
+                transferred.addAndGet(VfioStatePacket.HEADER_SIZE + cfg.length);
+                if (configAfterIter) {
+                    awaitIterables(shouldQuit);
                 }
-                transferred.addAndGet(VfioStatePacket.HEADER_SIZE + b.data().length);
+                QemuFileReader r = QemuFileReader.of(cfg, idstr() + " config packet idx " + b.idx());
+                long tag = r.readBe64("VFIO config tag");
+                if (tag != DEV_CONFIG_STATE) {
+                    throw new MigrationException(Category.PROTOCOL, "VFIO device " + idstr() + ": config packet idx "
+                            + b.idx() + String.format(" starts with 0x%016x, expected DEV_CONFIG_STATE", tag));
+                }
+                loadConfig(r);
+                return;
             }
         }
 
@@ -796,6 +803,7 @@ public final class VfioMigration {
                 m.put("late-arrivals", s.lateArrivals());
                 m.put("max-displacement", s.maxDisplacement());
                 m.put("peak-queued-bytes", s.peakQueuedBytes());
+                m.put("peak-reserved-bytes", s.peakReservedBytes());
                 m.put("buffers-loaded", s.taken());
             }
             return m;
@@ -812,7 +820,8 @@ public final class VfioMigration {
                 m.put("late-arrivals", s.lateArrivals());
                 m.put("max-displacement", s.maxDisplacement());
                 m.put("peak-queued-bytes", s.peakQueuedBytes());
-                buffers.abort("load cleanup");
+                m.put("peak-reserved-bytes", s.peakReservedBytes());
+                buffers.abort("load cleanup"); // frees the buffers' arena on every path
             }
             lastStats = m;
             iterLock.lock();
