@@ -40,7 +40,10 @@ import java.util.function.BooleanSupplier;
  * up, fails LIMIT rather than growing it). Every length is checked (cap, reserve) before anything is allocated. The
  * arena is closed, all at once, when the last buffer is released, or at {@link #abort} (error,
  * cancel, cleanup) once the loader holds no buffer; after that nothing is allocated again:
- * every later {@link #put} is refused before it allocates.
+ * every later {@link #put} is refused before it allocates. A put checks and reserves under the
+ * lock, then allocates (a new segment is zeroed) and copies outside it, so receive threads of
+ * one device do not queue behind each other's copies; the loader sees the buffer once its
+ * bytes are in, and the arena stays open while a copy runs.
  *
  * <p>Threads: {@link #put} from {@code mig/dst/recv_N} (several at once); {@link #take} and
  * {@link #written} from the device's load thread {@code mig/dst/load_<dev>}; {@link #abort}
@@ -97,6 +100,9 @@ public final class OrderedReassembler {
 
     private Arena arena;
     private boolean arenaClosed;
+    /** Puts copying outside the lock: the arena stays open until they are done. */
+    private int inFlight;
+    private boolean lastReleased;
     private long next;
     private long lastIdx = -1;
     private long maxIdx = -1;
@@ -145,6 +151,7 @@ public final class OrderedReassembler {
             throw new IllegalArgumentException("negative buffer index " + idx);
         }
         int len = data.remaining();
+        Slot slot;
         lock.lock();
         try {
             if (aborted != null) {
@@ -173,11 +180,8 @@ public final class OrderedReassembler {
                         + " (" + len + " bytes, " + queuedBytes + " queued) would exceed the size max of "
                         + maxQueuedBytes + " (x-migration-max-queued-buffers-size)");
             }
-            MemorySegment seg = allocate(idx, len);
-            if (len > 0) {
-                MemorySegment.copy(MemorySegment.ofBuffer(data), 0, seg, 0, len);
-            }
-            pending.put(idx, new Slot(seg, len));
+            slot = reserve(idx, len);
+            pending.put(idx, slot);
             if (last) {
                 lastIdx = idx;
             }
@@ -191,9 +195,42 @@ public final class OrderedReassembler {
             maxIdx = Math.max(maxIdx, idx);
             peakQueuedBytes = Math.max(peakQueuedBytes, queuedBytes);
             peakQueuedBuffers = Math.max(peakQueuedBuffers, pending.size());
-            ready.signalAll();
+            if (len > 0) {
+                inFlight++; // the arena stays open until the copy is in
+            } else {
+                slot.filled = true;
+                ready.signalAll();
+                return;
+            }
         } finally {
             lock.unlock();
+        }
+        // allocation (a new segment is zeroed) and the copy run outside the lock, so that the
+        // receive threads of one device do not queue behind each other's copies
+        boolean copied = false;
+        try {
+            if (slot.segment == null) {
+                slot.segment = arena.allocate(1L << slot.sizeClass, 8);
+            }
+            MemorySegment.copy(MemorySegment.ofBuffer(data), 0, slot.segment, 0, len);
+            copied = true;
+        } finally {
+            lock.lock();
+            try {
+                inFlight--;
+                if (copied) {
+                    slot.filled = true;
+                } else if (aborted == null) {
+                    // the buffer can never be taken: the loader must not wait for it
+                    aborted = "device " + device + ": storing state buffer " + idx + " failed";
+                    pending.clear();
+                    queuedBytes = 0;
+                }
+                ready.signalAll();
+                maybeCloseArena();
+            } finally {
+                lock.unlock();
+            }
         }
     }
 
@@ -202,14 +239,27 @@ public final class OrderedReassembler {
         return Math.max(MIN_SHIFT, 64 - Long.numberOfLeadingZeros(len - 1L));
     }
 
-    /** A pool segment and the bytes of it a buffer uses. */
-    private record Slot(MemorySegment segment, int len) {
+    /** A stored buffer: its pool segment (null until allocated), size class, length, and whether its bytes are in. */
+    private static final class Slot {
+        MemorySegment segment;
+        final int sizeClass;
+        final int len;
+        boolean filled;
+
+        Slot(MemorySegment segment, int sizeClass, int len) {
+            this.segment = segment;
+            this.sizeClass = sizeClass;
+            this.len = len;
+        }
     }
 
-    /** A segment of at least {@code len} bytes (its size class) from the pool, or a new one; lock held. */
-    private MemorySegment allocate(long idx, int len) {
+    /**
+     * A slot for {@code len} bytes: a pooled segment of its size class, or room in the reserve
+     * for a new one (allocated by the caller outside the lock); lock held.
+     */
+    private Slot reserve(long idx, int len) {
         if (len == 0) {
-            return EMPTY;
+            return new Slot(EMPTY, -1, 0);
         }
         int c = sizeClass(len);
         ArrayDeque<MemorySegment> q = free[c];
@@ -228,11 +278,17 @@ public final class OrderedReassembler {
             if (arena == null) {
                 arena = Arena.ofShared();
             }
-            seg = arena.allocate(size, 8);
             reservedBytes += size;
             peakReservedBytes = Math.max(peakReservedBytes, reservedBytes);
         }
-        return seg;
+        return new Slot(seg, c, len);
+    }
+
+    /** Frees the arena once the load is over (aborted, or the last buffer released) and nobody uses it; lock held. */
+    private void maybeCloseArena() {
+        if ((aborted != null || lastReleased) && held.isEmpty() && inFlight == 0) {
+            closeArena();
+        }
     }
 
     /** Returns a buffer's segment to the pool; lock held. */
@@ -284,12 +340,13 @@ public final class OrderedReassembler {
                     throw new MigrationException(Category.STATE, "device " + device
                             + ": take after the last buffer (idx " + lastIdx + ")");
                 }
-                Slot b = pending.remove(next);
-                if (b != null) {
+                Slot b = pending.get(next);
+                if (b != null && b.filled) {
+                    pending.remove(next);
                     long idx = next++;
-                    held.put(idx, b.segment());
-                    return new Buffer(idx, b.len() == b.segment().byteSize() ? b.segment()
-                            : b.segment().asSlice(0, b.len()), idx == lastIdx);
+                    held.put(idx, b.segment);
+                    return new Buffer(idx, b.len == b.segment.byteSize() ? b.segment : b.segment.asSlice(0, b.len),
+                            idx == lastIdx);
                 }
                 try {
                     // signalled by put and abort; the pool's flag wakes nobody, so it is also
@@ -328,13 +385,13 @@ public final class OrderedReassembler {
                 throw new IllegalStateException("device " + device + ": release of buffer " + b.idx()
                         + ", which is not held");
             }
-            if (aborted != null || b.last()) {
-                if (held.isEmpty()) {
-                    closeArena();
-                }
-            } else {
+            if (b.last()) {
+                lastReleased = true;
+            }
+            if (aborted == null && !b.last()) {
                 recycle(seg);
             }
+            maybeCloseArena();
         } finally {
             lock.unlock();
         }
@@ -352,9 +409,7 @@ public final class OrderedReassembler {
             }
             pending.clear();
             queuedBytes = 0;
-            if (held.isEmpty()) {
-                closeArena();
-            }
+            maybeCloseArena();
             ready.signalAll();
         } finally {
             lock.unlock();
