@@ -241,6 +241,33 @@ public final class MultifdSender implements AutoCloseable {
         }
     }
 
+    /**
+     * As {@link #queueDeviceState} but without the copy: {@code data} (direct, position to limit)
+     * is handed to a channel, which owns it until it is written; the caller must not touch it
+     * again. Returns a direct buffer the caller may reuse (one a channel finished writing, of any
+     * capacity), or null. The copy that {@link #queueDeviceState} makes under the device mutex
+     * (which every device's save thread shares) is what this saves.
+     */
+    public ByteBuffer queueDeviceStateOwned(String idstr, int instanceId, ByteBuffer data) {
+        if (!data.hasRemaining()) {
+            throw new IllegalArgumentException("device-state packet for " + idstr + " must not be empty");
+        }
+        new DeviceStatePacket(idstr, instanceId, data.remaining()); // validates idstr
+        deviceMutex.lock();
+        try {
+            ByteBuffer spare = devicePayload.adoptDeviceState(idstr, instanceId, data);
+            try {
+                devicePayload = send(devicePayload);
+            } catch (RuntimeException e) {
+                devicePayload.clear();
+                throw e;
+            }
+            return spare;
+        } finally {
+            deviceMutex.unlock();
+        }
+    }
+
     /** Fails the send side: records {@code t} (if first), closes every channel, wakes every waiter. */
     public void fail(Throwable t) {
         errors.set(t);

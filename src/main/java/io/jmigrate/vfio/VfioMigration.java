@@ -469,7 +469,11 @@ public final class VfioMigration {
                 testCorruptPacket = null;
             }
             java.util.ArrayList<ByteBuffer> reversed = "reverse".equals(corrupt) ? new java.util.ArrayList<>() : null;
-            ByteBuffer packet = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + bufferSize);
+            // the device reads straight into a direct packet buffer, which multifd takes over
+            // without a copy (it hands back one it finished writing): one copy per byte on the
+            // source, the device's read. The test hooks keep their buffers, so they queue copies.
+            int capacity = VfioStatePacket.HEADER_SIZE + bufferSize;
+            ByteBuffer packet = ByteBuffer.allocateDirect(capacity);
             ByteBuffer held = null;
             long idx = 0;
             while (true) {
@@ -496,10 +500,18 @@ public final class VfioMigration {
                     reversed.add(ByteBuffer.allocate(packet.remaining()).put(packet.duplicate()).flip());
                     continue;
                 }
-                send(out, packet);
-                if (idx == 1 && "duplicate".equals(corrupt)) {
-                    send(out, packet.rewind());
+                if (corrupt != null) {
+                    send(out, packet);
+                    if (idx == 1 && "duplicate".equals(corrupt)) {
+                        send(out, packet.rewind());
+                    }
+                    continue;
                 }
+                int len = packet.limit();
+                ByteBuffer spare = out.queueOwned(packet);
+                transferred.addAndGet(len);
+                packets++;
+                packet = spare != null && spare.capacity() >= capacity ? spare : ByteBuffer.allocateDirect(capacity);
             }
             if (reversed != null) {
                 for (int i = reversed.size() - 1; i >= 0; i--) {
