@@ -13,7 +13,7 @@ import io.jmigrate.stream.QemuFileReader;
 import io.jmigrate.stream.StreamLimits;
 
 import io.jmigrate.channel.IncomingListener;
-import io.jmigrate.channel.QuietWatchdog;
+import io.jmigrate.channel.ChannelWatchdog;
 import io.jmigrate.channel.TlsChannel;
 import io.jmigrate.channel.TlsContext;
 import io.jmigrate.memory.RamBlock;
@@ -71,7 +71,7 @@ public final class IncomingMigration implements Runnable {
     private final FirstError error = new FirstError(this::onFirstError);
     private volatile MultifdReceiver multifd;
     /** x-jmigrate-stall-timeout while the stream loads: the whole migration going quiet is the first error. */
-    private volatile QuietWatchdog quiet;
+    private volatile ChannelWatchdog quiet;
     private final AtomicReference<IncomingListener.Incoming> mainChannel = new AtomicReference<>();
     private final CountDownLatch mainArrived = new CountDownLatch(1);
     private final long createdMillis = System.currentTimeMillis();
@@ -79,6 +79,8 @@ public final class IncomingMigration implements Runnable {
     private volatile long totalTimeMs = -1;
     private volatile Transport.Connection connection;
     private volatile QemuFileReader reader;
+    /** Capability x-jmigrate-digest when the migration became active: digest RAM and devices at completion. */
+    private volatile boolean digests;
     /** The RAM digest after loading, computed while completion is reported (null before). */
     private volatile java.util.concurrent.CompletableFuture<String> digest;
     private volatile boolean cancelRequested;
@@ -159,11 +161,17 @@ public final class IncomingMigration implements Runnable {
 
     /**
      * The RAM digest as loaded (SHA-256, see {@link RamDigest}), or null if the load did not
-     * complete. It is computed on {@code mig/dst/digest} once loading is done, before the vCPUs
-     * may run; this waits for it (up to 5 minutes).
+     * complete or ran without capability {@code x-jmigrate-digest}. It is computed on
+     * {@code mig/dst/digest} once loading is done, before the vCPUs may run; this waits for it
+     * (up to 5 minutes).
      */
     public String digest() {
         return RamDigest.await(digest, OutgoingMigration.DIGEST_WAIT);
+    }
+
+    /** Whether this migration records digests (capability {@code x-jmigrate-digest} when it became active). */
+    public boolean digests() {
+        return digests;
     }
 
     /** Device digests as loaded (after the RAM digest is ready), or an empty map. */
@@ -208,7 +216,7 @@ public final class IncomingMigration implements Runnable {
     public void run() {
         try {
             Transport.Connection c = acceptChannels();
-            QuietWatchdog q = quiet;
+            ChannelWatchdog q = quiet;
             if (q != null) {
                 q.start();
             }
@@ -401,7 +409,7 @@ public final class IncomingMigration implements Runnable {
     }
 
     private void stopWatching() {
-        QuietWatchdog q = quiet;
+        ChannelWatchdog q = quiet;
         if (q != null) {
             q.close();
         }
@@ -409,7 +417,7 @@ public final class IncomingMigration implements Runnable {
 
     /** {@code ch} watched by the stall detection (when the stream comes over sockets). */
     private java.nio.channels.ByteChannel watched(java.nio.channels.ByteChannel ch, String name) {
-        QuietWatchdog q = quiet;
+        ChannelWatchdog q = quiet;
         return q == null ? ch : q.watch(ch, name);
     }
 
@@ -434,18 +442,21 @@ public final class IncomingMigration implements Runnable {
     }
 
     /**
-     * Status completed; the digest reads RAM as loaded; the vCPUs wait for it (holdRunUntil)
-     * but the completed status does not when the VM stays paused.
+     * Status completed. With {@code x-jmigrate-digest} the digest reads RAM as loaded and the
+     * vCPUs wait for it (holdRunUntil), but the completed status does not when the VM stays
+     * paused; without it (the default) the vCPUs run right after SHUT.
      */
     private void completed() {
         // the process's CPU time at completion, before the digest (tests only) hashes RAM: the
         // benchmark's CPU seconds per GiB end here, not when its next poll sees 'completed'
         cpuSecondsAtCompletion = processCpuSeconds();
-        java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
-                "mig/dst/digest");
-        deviceDigests = subject.deviceDigests(); // before the vCPUs may change device state
-        digest = sha;
-        subject.holdRunUntil(sha);
+        if (digests) {
+            java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
+                    "mig/dst/digest");
+            deviceDigests = subject.deviceDigests(); // before the vCPUs may change device state
+            digest = sha;
+            subject.holdRunUntil(sha);
+        }
         subject.incomingCompleted();
         if (subject.isRunning()) {
             stats.phase("resumed");
@@ -506,7 +517,7 @@ public final class IncomingMigration implements Runnable {
         }
         IncomingListener.Accepted first = listener.acceptUnclassified();
         MigrationConfig cfg = liveConfig.get();
-        quiet = new QuietWatchdog(cfg.stallTimeout(), error::set);
+        quiet = ChannelWatchdog.forReads(cfg.stallTimeout(), error::set);
         TlsContext tls;
         try {
             tls = cfg.concludeTls(MigrationUri.parse(listener.boundUri()), subject.tlsObjects(), false);
@@ -675,7 +686,7 @@ public final class IncomingMigration implements Runnable {
                         Thread.ofVirtual().name("mig/dst/classify").start(() -> {
                             try {
                                 java.nio.channels.ByteChannel w = watched(ch, name);
-                                QuietWatchdog.rename(w, "multifd channel " + rx.addChannel(w, name));
+                                ChannelWatchdog.rename(w, "multifd channel " + rx.addChannel(w, name));
                             } catch (RuntimeException e) {
                                 error.set(e);
                             }
@@ -778,6 +789,7 @@ public final class IncomingMigration implements Runnable {
     }
 
     private void activate() {
+        digests = liveConfig.get().has(Capability.X_JMIGRATE_DIGEST);
         startMillis = System.currentTimeMillis();
         if (!state.cas(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
             throw new MigrationException(Category.STATE, "incoming migration state is " + state.get().qmpName);
@@ -829,7 +841,7 @@ public final class IncomingMigration implements Runnable {
                         throw refuse(in, tls);
                     }
                     java.nio.channels.ByteChannel w = watched(in.channel(), in.description());
-                    QuietWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
+                    ChannelWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
                 }
             } catch (RuntimeException e) {
                 error.set(e);
@@ -864,7 +876,7 @@ public final class IncomingMigration implements Runnable {
             throw refuse(in, notMultifd(in));
         }
         java.nio.channels.ByteChannel w = watched(ch, in.description());
-        QuietWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
+        ChannelWatchdog.rename(w, "multifd channel " + multifd.addChannel(w, in.description()));
     }
 
     /** One return-path message (PROTOCOL.md §1.10), written whole under the connection's lock. */

@@ -46,7 +46,7 @@ public final class MultifdReceiver implements AutoCloseable {
     private final DeviceStateSink devices;
     private final FirstError errors;
     private final RecvChannel[] slots;
-    private final Semaphore semSync = new Semaphore(0);
+    private final Waits.Permits semSync = new Waits.Permits("the multifd channels' SYNC");
     private final Semaphore connected = new Semaphore(0);
     private final AtomicLong maxPacketNum = new AtomicLong(-1);
     private final List<ReadableByteChannel> unassigned = new ArrayList<>();
@@ -320,10 +320,12 @@ public final class MultifdReceiver implements AutoCloseable {
         final ReadableByteChannel transport;
         final String source;
         final String name;
-        final Semaphore semSync = new Semaphore(0);
+        final Waits.Permits semSync;
         Thread thread;
         volatile boolean ended;
         final RamPacket packet = new RamPacket(cfg.pageSize());
+        /** What a truncated RAM packet is called in errors, made once (not a String per packet). */
+        final String ramPacketWhat = "RAM packet of " + packet.length() + " bytes";
         final ByteBuffer[] pageBufs = new ByteBuffer[cfg.pageCount()];
         final PageViews views = new PageViews(cfg.pageCount(), cfg.compression() == MultifdCompression.NONE);
         final long[] offs = new long[cfg.pageCount()];
@@ -342,6 +344,7 @@ public final class MultifdReceiver implements AutoCloseable {
             this.transport = transport;
             this.source = source;
             this.name = "multifd channel " + id + " (" + source + ")";
+            this.semSync = new Waits.Permits("the main channel's MULTIFD_FLUSH on " + name);
         }
 
         void run() {
@@ -404,7 +407,7 @@ public final class MultifdReceiver implements AutoCloseable {
                 return true;
             }
             b.limit(packet.length());
-            readBody(b, at, "RAM packet of " + packet.length() + " bytes");
+            readBody(b, at, ramPacketWhat);
             pos = at + packet.length();
             int comp = cfg.compression().flag();
             MultifdBlock block = packet.validate(pages, comp, name, at);

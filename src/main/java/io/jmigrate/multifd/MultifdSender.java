@@ -13,7 +13,6 @@ import java.nio.ByteOrder;
 import java.nio.channels.WritableByteChannel;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
@@ -60,7 +59,7 @@ public final class MultifdSender implements AutoCloseable {
     private final MultifdConfig cfg;
     private final FirstError errors;
     private final SendChannel[] channels;
-    private final Semaphore channelsReady = new Semaphore(0);
+    private final Waits.Permits channelsReady = new Waits.Permits("an idle multifd send channel");
     private final ReentrantLock sendMutex = new ReentrantLock();
     private final ReentrantLock deviceMutex = new ReentrantLock();
     private final AtomicLong packetNum = new AtomicLong();
@@ -390,8 +389,8 @@ public final class MultifdSender implements AutoCloseable {
         final int id;
         final WritableByteChannel transport;
         final String name;
-        final Semaphore sem = new Semaphore(0);
-        final Semaphore semSync = new Semaphore(0);
+        final Waits.Permits sem;
+        final Waits.Permits semSync;
         volatile boolean pendingJob;
         volatile boolean pendingSync;
         MultifdPayload payload;
@@ -416,6 +415,8 @@ public final class MultifdSender implements AutoCloseable {
             this.id = id;
             this.transport = transport;
             this.name = "multifd send channel " + id;
+            this.sem = new Waits.Permits("work for " + name);
+            this.semSync = new Waits.Permits("the SYNC packet of " + name);
             this.payload = new MultifdPayload(cfg.pageCount());
             this.packet = new RamPacket(cfg.pageSize());
             this.iov = new ByteBuffer[cfg.pageCount() + 2];

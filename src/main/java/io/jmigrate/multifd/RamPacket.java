@@ -63,6 +63,8 @@ public final class RamPacket {
     private final int pageSize;
     private final int pageCount;
     private final ByteBuffer buf;
+    /** {@link #buf} as a segment, made once ({@code MemorySegment.ofBuffer} makes two objects a call). */
+    private final MemorySegment seg;
     /** Destination: the block resolved for the last packet, to avoid a lookup and a String per packet. */
     private MultifdBlock cachedBlock;
 
@@ -70,6 +72,7 @@ public final class RamPacket {
         this.pageSize = checkPageSize(pageSize);
         this.pageCount = PACKET_DATA_SIZE / pageSize;
         this.buf = ByteBuffer.allocateDirect(length(pageSize)).order(ByteOrder.BIG_ENDIAN);
+        this.seg = MemorySegment.ofBuffer(buf);
     }
 
     static int checkPageSize(int pageSize) {
@@ -147,7 +150,8 @@ public final class RamPacket {
 
     /** Zeroes the whole packet, then writes magic, version and {@code flags}. */
     public RamPacket reset(int flags) {
-        MemorySegment.ofBuffer(buf.clear()).fill((byte) 0);
+        buf.clear();
+        seg.fill((byte) 0);
         PacketHeader.encode(buf, 0, flags);
         return this;
     }
