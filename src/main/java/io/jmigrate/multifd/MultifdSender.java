@@ -73,6 +73,9 @@ public final class MultifdSender implements AutoCloseable {
     private MultifdPayload ramPayload;
     /** Staging payload for device state, guarded by deviceMutex. */
     private MultifdPayload devicePayload;
+    /** Empty payloads for {@link #queueDeviceStateOwned}, whose callers do not share one. */
+    private final java.util.concurrent.ConcurrentLinkedDeque<MultifdPayload> ownedPayloads =
+            new java.util.concurrent.ConcurrentLinkedDeque<>();
     private boolean started;
     private boolean closed;
 
@@ -244,27 +247,31 @@ public final class MultifdSender implements AutoCloseable {
      * As {@link #queueDeviceState} but without the copy: {@code data} (direct, position to limit)
      * is handed to a channel, which owns it until it is written; the caller must not touch it
      * again. Returns a direct buffer the caller may reuse (one a channel finished writing, of any
-     * capacity), or null. The copy that {@link #queueDeviceState} makes under the device mutex
-     * (which every device's save thread shares) is what this saves.
+     * capacity), or null. What this saves is the copy that {@link #queueDeviceState} makes under
+     * the device mutex every device's save thread shares, and that mutex: under CPU contention
+     * the save threads queued on it while channels stood idle.
      */
     public ByteBuffer queueDeviceStateOwned(String idstr, int instanceId, ByteBuffer data) {
         if (!data.hasRemaining()) {
             throw new IllegalArgumentException("device-state packet for " + idstr + " must not be empty");
         }
         new DeviceStatePacket(idstr, instanceId, data.remaining()); // validates idstr
-        deviceMutex.lock();
-        try {
-            ByteBuffer spare = devicePayload.adoptDeviceState(idstr, instanceId, data);
-            try {
-                devicePayload = send(devicePayload);
-            } catch (RuntimeException e) {
-                devicePayload.clear();
-                throw e;
-            }
-            return spare;
-        } finally {
-            deviceMutex.unlock();
+        // no device mutex: each caller fills a payload of its own from the pool (at most one
+        // per caller and channel exist), so save threads meet only in send()
+        MultifdPayload p = ownedPayloads.pollFirst();
+        if (p == null) {
+            p = new MultifdPayload(cfg.pageCount());
         }
+        ByteBuffer spare = p.adoptDeviceState(idstr, instanceId, data);
+        MultifdPayload empty;
+        try {
+            empty = send(p);
+        } catch (RuntimeException e) {
+            p.clear();
+            throw e;
+        }
+        ownedPayloads.addFirst(empty);
+        return spare;
     }
 
     /** Fails the send side: records {@code t} (if first), closes every channel, wakes every waiter. */
