@@ -52,6 +52,8 @@ public final class DowntimeBench {
     private int processCounter;
     /** The RAM image the empty pair's first source maps (incompressible, so it measures the link), or null. */
     private Path emptyImage;
+    /** Keep each VM's JFR recording in the work directory (--keep) instead of deleting it once drawn. */
+    private boolean keepRecordings;
 
     /**
      * @param log           progress and per-run lines
@@ -63,6 +65,15 @@ public final class DowntimeBench {
         this.config = config;
         this.log = log;
         this.plainProgress = plainProgress;
+    }
+
+    /**
+     * With {@code true} the VMs' JFR recordings ({@code --timeline}) stay in the work directory
+     * after their timelines are drawn, for a profile ({@code jfr print}, JDK Mission Control).
+     */
+    public DowntimeBench keepRecordings(boolean keep) {
+        this.keepRecordings = keep;
+        return this;
     }
 
     /** What a benchmark run produced. */
@@ -246,7 +257,7 @@ public final class DowntimeBench {
                 out.timelines.add(png);
             }
         }
-        for (Path j : jfrs) {
+        for (Path j : keepRecordings ? List.<Path>of() : jfrs) {
             if (j != null) {
                 try {
                     Files.deleteIfExists(j);
@@ -306,7 +317,9 @@ public final class DowntimeBench {
         for (Vm v : List.of(src, dst)) {
             v.peer.exec("migrate-set-capabilities", Map.of("capabilities", List.of(
                     Map.of("capability", "multifd", "state", true),
-                    Map.of("capability", "return-path", "state", true))));
+                    Map.of("capability", "return-path", "state", true),
+                    // the digests that every switchover checks (the destination's vCPUs wait for its own)
+                    Map.of("capability", "x-jmigrate-digest", "state", true))));
             v.peer.exec("migrate-set-parameters", Map.of("multifd-channels", cell.channels()));
         }
         if (cell.vfs() == 0) {

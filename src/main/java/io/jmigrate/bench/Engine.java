@@ -94,7 +94,8 @@ public sealed interface Engine {
         public List<String> sourceCommand(String name, long ramBytes, Path image, Path qmpSocket) {
             List<String> c = new ArrayList<>(launcher);
             c.addAll(List.of("vm", "--name", name, "--machine", "none", "-m", (ramBytes >> 20) + "M",
-                    "--memory-backend", "file=" + image + ",share=on", "-S", "--qmp", "unix:" + qmpSocket));
+                    "--memory-backend", "file=" + image + ",share=on", "-S", "--qmp", "unix:" + qmpSocket,
+                    "--global", "migration.x-jmigrate-digest=on"));
             return c;
         }
 
@@ -103,7 +104,7 @@ public sealed interface Engine {
             List<String> c = new ArrayList<>(launcher);
             c.addAll(List.of("vm", "--name", name, "--machine", "none", "-m", (ramBytes >> 20) + "M", "-S",
                     "--memory-backend", prealloc ? "ram,prealloc=on" : "ram",
-                    "--incoming", "defer", "--qmp", "unix:" + qmpSocket));
+                    "--incoming", "defer", "--qmp", "unix:" + qmpSocket, "--global", "migration.x-jmigrate-digest=on"));
             return c;
         }
     }

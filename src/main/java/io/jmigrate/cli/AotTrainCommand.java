@@ -67,6 +67,10 @@ public final class AotTrainCommand implements Callable<Integer> {
              QmpServer srcQmp = serve(src, srcSock, false); QmpServer dstQmp = serve(dst, dstSock, true);
              QmpClient s = QmpClient.connect("unix:" + srcSock); QmpClient d = QmpClient.connect("unix:" + dstSock)) {
             fill(src.ramBlocks().getFirst());
+            for (QmpClient c : List.of(s, d)) {
+                c.execute("migrate-set-capabilities", Map.of("capabilities",
+                        List.of(Map.of("capability", "x-jmigrate-digest", "state", true))));
+            }
             if (channels > 0) {
                 for (QmpClient c : List.of(s, d)) {
                     c.execute("migrate-set-capabilities", Map.of("capabilities",

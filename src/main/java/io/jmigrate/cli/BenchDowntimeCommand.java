@@ -90,7 +90,7 @@ public final class BenchDowntimeCommand implements Callable<Integer> {
             description = "sockets, logs and recordings (default /dev/shm/jmigrate-downtime-PID, removed afterwards)")
     Path workDir;
 
-    @Option(names = "--keep", description = "keep the work directory (VM logs) afterwards")
+    @Option(names = "--keep", description = "keep the work directory (VM logs, and with --timeline their JFR recordings) afterwards")
     boolean keep;
 
     @Option(names = "--jvm-arg", paramLabel = "ARG",
@@ -118,7 +118,7 @@ public final class BenchDowntimeCommand implements Callable<Integer> {
                 out.toAbsolutePath(), dir, Duration.ofSeconds(timeout),
                 jvmArgs.isEmpty() ? List.of("-Xmx512m") : jvmArgs, downtimeLimit);
         try {
-            DowntimeBench.Result r = new DowntimeBench(cfg, err, false).run();
+            DowntimeBench.Result r = new DowntimeBench(cfg, err, false).keepRecordings(keep).run();
             System.out.println();
             System.out.print(r.report().markdown());
             System.out.println();

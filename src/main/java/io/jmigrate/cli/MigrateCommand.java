@@ -37,7 +37,7 @@ public final class MigrateCommand implements Callable<Integer> {
     List<String> parameters = new ArrayList<>();
 
     @Option(names = "--capability", paramLabel = "CAP", description = "capability to switch on at both ends, "
-            + "e.g. return-path (repeatable; events is always on)")
+            + "e.g. return-path (repeatable; events and x-jmigrate-digest are always on)")
     List<String> capabilities = new ArrayList<>();
 
     @Option(names = "--timeout", description = "give up (and cancel) after this many seconds (default 600)",
@@ -61,6 +61,8 @@ public final class MigrateCommand implements Callable<Integer> {
         }
         List<Map<String, Object>> caps = new ArrayList<>();
         caps.add(Map.of("capability", "events", "state", true));
+        // the summary compares the RAM digests (the destination's vCPUs wait for its digest)
+        caps.add(Map.of("capability", "x-jmigrate-digest", "state", true));
         for (String c : capabilities) {
             caps.add(Map.of("capability", c, "state", true));
         }

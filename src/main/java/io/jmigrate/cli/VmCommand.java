@@ -58,8 +58,8 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
 
     @Option(names = "--global", paramLabel = "migration.PROP=VALUE",
             description = "override a migration property of the machine type, as QEMU's -global: "
-                    + "migration.send-switchover-start=on|off, migration.multifd-flush-after-each-section=on|off "
-                    + "(repeatable)")
+                    + "migration.send-switchover-start=on|off, migration.multifd-flush-after-each-section=on|off; "
+                    + "also the capability migration.x-jmigrate-digest=on|off (repeatable)")
     java.util.List<String> globals = new java.util.ArrayList<>();
 
     @Option(names = "--x-fill-random", paramLabel = "SEED", hidden = true,
@@ -108,6 +108,10 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             EventSink events = server;
             vm.setEventSink(events);
             MigrationManager mm = new MigrationManager(vm, events);
+            java.util.List<java.util.Map.Entry<io.jmigrate.migration.Capability, Boolean>> caps = new java.util.ArrayList<>();
+            io.jmigrate.machine.MigrationProperties.capabilities(globalMap).forEach((c, on) ->
+                    caps.add(java.util.Map.entry(io.jmigrate.migration.Capability.fromQmpName(c), on)));
+            mm.setCapabilities(caps);
             dispatcher.set(new QmpDispatcher(vm, mm, quit::countDown));
             server.start();
             System.err.printf("jmigrate vm '%s': machine %s, %d MiB RAM (%s), QMP on %s, state %s%n", cfg.name(),

@@ -24,6 +24,9 @@ public record MigrationProperties(boolean sendSwitchoverStart, boolean multifdFl
         boolean sss = machine.sendSwitchoverStart();
         boolean flush = false;
         for (Map.Entry<String, String> e : globals.entrySet()) {
+            if (CAPABILITIES.contains(e.getKey())) {
+                continue; // set on the migration manager (VmCommand)
+            }
             boolean v = parseBool(e.getKey(), e.getValue());
             switch (e.getKey()) {
                 case "send-switchover-start" -> sss = v;
@@ -36,7 +39,15 @@ public record MigrationProperties(boolean sendSwitchoverStart, boolean multifdFl
     }
 
     /**
-     * Parses one {@code --global} option, {@code migration.PROP=VALUE}, into {@code into}.
+     * Capabilities that {@code --global migration.CAP=on|off} sets when the VM starts (QEMU's
+     * migration object has its capabilities as properties too), e.g. for an {@code --incoming}
+     * that starts loading before a QMP client could set them.
+     */
+    public static final java.util.List<String> CAPABILITIES = java.util.List.of("x-jmigrate-digest");
+
+    /**
+     * Parses one {@code --global} option, {@code migration.PROP=VALUE}, into {@code into}
+     * (capabilities of {@link #CAPABILITIES} included: the caller takes them out).
      */
     public static void parseGlobal(String option, Map<String, String> into) {
         int eq = option.indexOf('=');
@@ -45,22 +56,33 @@ public record MigrationProperties(boolean sendSwitchoverStart, boolean multifdFl
                     + "' must be migration.PROP=VALUE (e.g. migration.send-switchover-start=off)");
         }
         String prop = option.substring("migration.".length(), eq);
-        if (!NAMES.contains(prop)) {
+        if (!NAMES.contains(prop) && !CAPABILITIES.contains(prop)) {
             throw new MigrationException(Category.CONFIG, "--global migration." + prop
-                    + ": unknown property, expected one of " + NAMES);
+                    + ": unknown property, expected one of " + NAMES + " or a capability of " + CAPABILITIES);
         }
         String value = option.substring(eq + 1);
         parseBool(prop, value);
         into.put(prop, value);
     }
 
-    private static boolean parseBool(String prop, String v) {
+    static boolean parseBool(String prop, String v) {
         return switch (v) {
             case "on", "true", "yes" -> true;
             case "off", "false", "no" -> false;
             default -> throw new MigrationException(Category.CONFIG, "--global migration." + prop + "=" + v
                     + ": expected on or off");
         };
+    }
+
+    /** The capabilities of {@link #CAPABILITIES} in {@code globals} (parsed by {@link #parseGlobal}), name to on/off. */
+    public static Map<String, Boolean> capabilities(Map<String, String> globals) {
+        Map<String, Boolean> m = new LinkedHashMap<>();
+        for (Map.Entry<String, String> e : globals.entrySet()) {
+            if (CAPABILITIES.contains(e.getKey())) {
+                m.put(e.getKey(), parseBool(e.getKey(), e.getValue()));
+            }
+        }
+        return m;
     }
 
     public Map<String, String> asMap() {

@@ -26,7 +26,15 @@ public enum Capability {
     POSTCOPY_PREEMPT("postcopy-preempt", false),
     SWITCHOVER_ACK("switchover-ack", true),
     DIRTY_LIMIT("dirty-limit", false),
-    MAPPED_RAM("mapped-ram", false);
+    MAPPED_RAM("mapped-ram", false),
+    /**
+     * jmigrate's own, experimental (hence {@code x-}): record SHA-256 digests of RAM and of every
+     * reporting device at completion, for {@code x-jmigrate-query-digest}. Off by default: the
+     * digest must see RAM as it was at completion, so the vCPUs (the source's {@code cont}, the
+     * destination's resume) wait for it, seconds for a large guest. Tests and benchmarks that
+     * compare the two sides switch it on, on both sides.
+     */
+    X_JMIGRATE_DIGEST("x-jmigrate-digest", true);
 
     public final String qmpName;
     /** Whether jmigrate implements it (others may only be set to false). */

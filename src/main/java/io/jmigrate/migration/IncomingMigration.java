@@ -79,6 +79,8 @@ public final class IncomingMigration implements Runnable {
     private volatile long totalTimeMs = -1;
     private volatile Transport.Connection connection;
     private volatile QemuFileReader reader;
+    /** Capability x-jmigrate-digest when the migration became active: digest RAM and devices at completion. */
+    private volatile boolean digests;
     /** The RAM digest after loading, computed while completion is reported (null before). */
     private volatile java.util.concurrent.CompletableFuture<String> digest;
     private volatile boolean cancelRequested;
@@ -159,11 +161,17 @@ public final class IncomingMigration implements Runnable {
 
     /**
      * The RAM digest as loaded (SHA-256, see {@link RamDigest}), or null if the load did not
-     * complete. It is computed on {@code mig/dst/digest} once loading is done, before the vCPUs
-     * may run; this waits for it (up to 5 minutes).
+     * complete or ran without capability {@code x-jmigrate-digest}. It is computed on
+     * {@code mig/dst/digest} once loading is done, before the vCPUs may run; this waits for it
+     * (up to 5 minutes).
      */
     public String digest() {
         return RamDigest.await(digest, OutgoingMigration.DIGEST_WAIT);
+    }
+
+    /** Whether this migration records digests (capability {@code x-jmigrate-digest} when it became active). */
+    public boolean digests() {
+        return digests;
     }
 
     /** Device digests as loaded (after the RAM digest is ready), or an empty map. */
@@ -434,18 +442,21 @@ public final class IncomingMigration implements Runnable {
     }
 
     /**
-     * Status completed; the digest reads RAM as loaded; the vCPUs wait for it (holdRunUntil)
-     * but the completed status does not when the VM stays paused.
+     * Status completed. With {@code x-jmigrate-digest} the digest reads RAM as loaded and the
+     * vCPUs wait for it (holdRunUntil), but the completed status does not when the VM stays
+     * paused; without it (the default) the vCPUs run right after SHUT.
      */
     private void completed() {
         // the process's CPU time at completion, before the digest (tests only) hashes RAM: the
         // benchmark's CPU seconds per GiB end here, not when its next poll sees 'completed'
         cpuSecondsAtCompletion = processCpuSeconds();
-        java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
-                "mig/dst/digest");
-        deviceDigests = subject.deviceDigests(); // before the vCPUs may change device state
-        digest = sha;
-        subject.holdRunUntil(sha);
+        if (digests) {
+            java.util.concurrent.CompletableFuture<String> sha = RamDigest.sha256Async(subject.ramBlocks(),
+                    "mig/dst/digest");
+            deviceDigests = subject.deviceDigests(); // before the vCPUs may change device state
+            digest = sha;
+            subject.holdRunUntil(sha);
+        }
         subject.incomingCompleted();
         if (subject.isRunning()) {
             stats.phase("resumed");
@@ -778,6 +789,7 @@ public final class IncomingMigration implements Runnable {
     }
 
     private void activate() {
+        digests = liveConfig.get().has(Capability.X_JMIGRATE_DIGEST);
         startMillis = System.currentTimeMillis();
         if (!state.cas(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
             throw new MigrationException(Category.STATE, "incoming migration state is " + state.get().qmpName);

@@ -85,7 +85,7 @@ public record MigrationConfig(Set<Capability> capabilities, long downtimeLimitMs
     public MigrationConfig withCapability(Capability c, boolean on) {
         if (on && !c.supported) {
             throw new MigrationException(Category.CONFIG, "capability '" + c.qmpName
-                    + "' is not supported by jmigrate (supported: events, return-path, multifd, switchover-ack)");
+                    + "' is not supported by jmigrate (supported: events, return-path, multifd, switchover-ack, x-jmigrate-digest)");
         }
         EnumSet<Capability> s = EnumSet.noneOf(Capability.class);
         s.addAll(capabilities);

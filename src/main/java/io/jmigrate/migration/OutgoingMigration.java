@@ -122,6 +122,12 @@ public final class OutgoingMigration implements Runnable {
     private volatile long pagesPerSecond;
     private volatile long precopyBytes;
     private volatile long downtimeBytes;
+    /** The last PING's value (PING(1) follows OPEN_RETURN_PATH in the header). */
+    private int pings = 1;
+    /** Whether the destination caught up (catchUp) since the pending bytes last exceeded the threshold. */
+    private boolean caughtUp;
+    /** Time spent waiting for the destination to catch up before the switchover (catchUp). */
+    private volatile long catchUpNanos;
     /** The RAM digest, computed after completion is reported (null before switchover). */
     private volatile java.util.concurrent.CompletableFuture<String> digest;
 
@@ -153,11 +159,16 @@ public final class OutgoingMigration implements Runnable {
 
     /**
      * The RAM digest as of the switchover (SHA-256, see {@link RamDigest}), or null if the
-     * migration did not complete. It is computed after {@code completed} is reported; this
-     * waits for it (up to 5 minutes).
+     * migration did not complete or ran without capability {@code x-jmigrate-digest}. It is
+     * computed after {@code completed} is reported; this waits for it (up to 5 minutes).
      */
     public String digest() {
         return RamDigest.await(digest, DIGEST_WAIT);
+    }
+
+    /** Whether this migration records digests (capability {@code x-jmigrate-digest} when it started). */
+    public boolean digests() {
+        return config.has(Capability.X_JMIGRATE_DIGEST);
     }
 
     public MigrationException error() {
@@ -424,9 +435,9 @@ public final class OutgoingMigration implements Runnable {
     }
 
     /**
-     * Stats, cleanup, status completed (run state postmigrate); the RAM digest (for integrity
-     * checks) runs after completion is reported: the VM stays stopped in postmigrate, and cont
-     * waits for it (holdRunUntil).
+     * Stats, cleanup, status completed (run state postmigrate); with {@code x-jmigrate-digest}
+     * the RAM digest (for integrity checks) runs after completion is reported: the VM stays
+     * stopped in postmigrate, and cont waits for it (holdRunUntil).
      */
     private void completed() {
         // the process's CPU time at completion, before the digest (tests only) hashes RAM: the
@@ -437,6 +448,11 @@ public final class OutgoingMigration implements Runnable {
         updateRates(transferred(), total);
         totalTimeMs = total;
         driver.cleanup();
+        if (!config.has(Capability.X_JMIGRATE_DIGEST)) {
+            subject.outgoingCompleted();
+            state.cas(MigrationStatus.DEVICE, MigrationStatus.COMPLETED);
+            return;
+        }
         java.util.concurrent.CompletableFuture<String> d = new java.util.concurrent.CompletableFuture<>();
         digest = d;
         subject.holdRunUntil(d);
@@ -531,15 +547,23 @@ public final class OutgoingMigration implements Runnable {
                 window[1] = transferred();
             }
             long pending = driver.pendingEstimate();
+            boolean converged = false;
             if (pending <= threshold) {
                 pending = driver.pendingExact();
-                if (pending <= threshold) {
-                    if (switchoverAcked()) {
-                        return;
-                    }
-                    // migration_can_switchover: with switchover-ack, keep iterating until the ACK
-                    TimeUnit.MILLISECONDS.sleep(1);
+                converged = pending <= threshold;
+            }
+            if (!converged) {
+                caughtUp = false;
+            } else if (switchoverAcked()) {
+                if (caughtUp || !catchUp(w)) {
+                    return;
                 }
+                // one more iteration sends what the guest dirtied during the wait, and the stream
+                // goes on with a section (SWITCHOVER_START follows a section footer, as QEMU's does)
+                caughtUp = true;
+            } else {
+                // migration_can_switchover: with switchover-ack, keep iterating until the ACK
+                TimeUnit.MILLISECONDS.sleep(1);
             }
             long limitStart = window[1];
             // one lambda per iteration (up to 50 ms of pages), none per rate check
@@ -552,6 +576,45 @@ public final class OutgoingMigration implements Runnable {
                 }
             }
         }
+    }
+
+    /**
+     * Before the VM stops, with a return path: MIG_CMD_PING on the main channel, then wait for
+     * its PONG. The destination answers once its loader has read everything before the PING,
+     * the last MULTIFD_FLUSH included, at which it waited for every multifd channel's SYNC: so
+     * the pages already sent are loaded, not still queued in the sender threads and in the
+     * sockets' buffers (on loopback up to tens of MiB per connection; at the destination's rate
+     * that was most of the empty switchover's downtime, the destination reaching
+     * SWITCHOVER_START hundreds of ms after the stop). The guest keeps running meanwhile; the
+     * caller iterates once more and checks convergence again. Bounded by
+     * {@code x-jmigrate-stall-timeout}; false (switch over at once) without a return path.
+     */
+    private boolean catchUp(QemuFileWriter w) throws InterruptedException {
+        SourceReturnPath rp = returnPath;
+        if (rp == null || rp.ended()) {
+            return false;
+        }
+        int value = ++pings;
+        long start = System.nanoTime();
+        io.jmigrate.savevm.StreamFraming.writeCommand(w, io.jmigrate.savevm.Command.ping(value));
+        w.flush();
+        long timeoutNanos = config.stallTimeout().toNanos();
+        while (!rp.awaitPong(value, 50)) {
+            error.throwIfSet();
+            if (cancelRequested) {
+                throw error.get();
+            }
+            if (rp.ended()) {
+                return false; // the error (or an early SHUT) is the return path's to report
+            }
+            if (System.nanoTime() - start > timeoutNanos) {
+                throw new MigrationException(Category.TIMEOUT, "the destination did not answer PING(" + value
+                        + ") on the return path within " + io.jmigrate.common.Durations.human(config.stallTimeout())
+                        + " before the switchover (x-jmigrate-stall-timeout)");
+            }
+        }
+        catchUpNanos += System.nanoTime() - start;
+        return true;
     }
 
     /**
@@ -621,6 +684,8 @@ public final class OutgoingMigration implements Runnable {
         m.put("total-time", total);
         if (s == MigrationStatus.COMPLETED) {
             m.put("downtime", downtimeMs);
+            // the waits for the destination to catch up (PING/PONG) before the VM stopped
+            m.put("x-jmigrate-catch-up-time", TimeUnit.NANOSECONDS.toMillis(catchUpNanos));
         } else if (s.isActive()) {
             m.put("expected-downtime", expectedDowntimeMs);
         }

@@ -28,6 +28,9 @@ final class SourceReturnPath {
     private final CountDownLatch shut = new CountDownLatch(1);
     private volatile ReturnPathMessage.Shut shutMessage;
     private volatile boolean switchoverAcked;
+    /** The value of the last PONG (guarded by itself; notified on every PONG and when the thread ends). */
+    private final int[] lastPong = {Integer.MIN_VALUE};
+    private volatile boolean ended;
 
     /**
      * @param expectingMore true while a read error is a failure (the migration is active and
@@ -64,7 +67,12 @@ final class SourceReturnPath {
                         shut.countDown();
                         return;
                     }
-                    case ReturnPathMessage.Pong p -> { }
+                    case ReturnPathMessage.Pong p -> {
+                        synchronized (lastPong) {
+                            lastPong[0] = p.value();
+                            lastPong.notifyAll();
+                        }
+                    }
                     case ReturnPathMessage.SwitchoverAck a -> switchoverAcked = true;
                     case ReturnPathMessage.ReqPages m -> throw unexpected(r, at, "REQ_PAGES");
                     case ReturnPathMessage.ReqPagesId m -> throw unexpected(r, at, "REQ_PAGES_ID");
@@ -83,7 +91,35 @@ final class SourceReturnPath {
                 connection.close();
             }
             shut.countDown();
+        } finally {
+            ended = true;
+            synchronized (lastPong) {
+                lastPong.notifyAll();
+            }
         }
+    }
+
+    /**
+     * Waits up to {@code timeoutMs} for PONG({@code value}); false if it has not come by then or
+     * the return path ended (SHUT or an error) before it.
+     */
+    boolean awaitPong(int value, long timeoutMs) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+        synchronized (lastPong) {
+            while (lastPong[0] != value) {
+                long left = deadline - System.nanoTime();
+                if (ended || left <= 0) {
+                    return false;
+                }
+                TimeUnit.NANOSECONDS.timedWait(lastPong, left);
+            }
+            return true;
+        }
+    }
+
+    /** The thread has ended (SHUT read, or the return path failed). */
+    boolean ended() {
+        return ended;
     }
 
     private static MigrationException unexpected(QemuFileReader r, long at, String name) {

@@ -46,6 +46,7 @@ import java.util.function.Function;
  * → {"execute": "qom-get", "arguments": {"path": "/machine/peripheral/vf0",
  *    "property": "x-migration-multifd-transfer"}}                                   ← {"return": "off"}
  * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": "", "current": "cd34…", …}}
+ *   (outgoing and incoming only after a migration with capability x-jmigrate-digest; "" otherwise)
  * → {"execute": "x-jmigrate-query-workload"}    ← {"return": {"enabled": true, "ok": true, …}}
  * events: MIGRATION {"status"}, MIGRATION_PASS {"pass"}, STOP {}, RESUME {},
  *   VFIO_MIGRATION {"device-id", "qom-path", "device-state"} (devices with migration-events=on)

@@ -81,8 +81,9 @@ final class VmProcess implements AutoCloseable {
         Path log = dir.resolve(name + ".log");
         List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx96m", "-XX:+UseSerialGC"));
         cmd.addAll(jvmOptions);
+        // every test VM records digests (x-jmigrate-query-digest), also one that loads --incoming file: at once
         cmd.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(), "vm", "--name", name,
-                "--qmp", "unix:" + qmp));
+                "--qmp", "unix:" + qmp, "--global", "migration.x-jmigrate-digest=on"));
         cmd.addAll(List.of(args));
         Process p = track(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start());
         long deadline = System.currentTimeMillis() + 30_000;

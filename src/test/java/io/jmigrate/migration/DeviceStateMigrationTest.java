@@ -28,7 +28,8 @@ class DeviceStateMigrationTest {
     }
 
     static void multifd(MigrationManager m, int channels) {
-        m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true)));
+        m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true),
+                Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
         m.setParameters(Map.of("multifd-channels", (long) channels, "max-bandwidth", 1L << 30));
     }
 

@@ -32,7 +32,8 @@ class LateConnectionTest {
             MigrationManager sm = new MigrationManager(src, (e, d) -> { });
             MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
             for (MigrationManager m : List.of(sm, dm)) {
-                m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true)));
+                m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true),
+                        Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
                 m.setParameters(Map.of("multifd-channels", 2L));
             }
             // The migration is held in its first pass until the strangers were refused: at 1 byte/s

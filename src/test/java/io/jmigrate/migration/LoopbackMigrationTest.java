@@ -49,9 +49,11 @@ class LoopbackMigrationTest {
         try (Vm src = new Vm(cfg(32, false, new WorkloadSpec(40, "increment", 2), MachineType.DEFAULT), false);
              Vm dst = new Vm(cfg(32, false, null, MachineType.DEFAULT), true)) {
             MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
+            dm.setCapabilities(List.of(Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
             src.setEventSink((e, d) -> srcEvents.add(e + d));
             MigrationManager sm = new MigrationManager(src, (e, d) -> srcEvents.add(e + d));
-            sm.setCapabilities(List.of(Map.entry(Capability.EVENTS, true), Map.entry(Capability.RETURN_PATH, true)));
+            sm.setCapabilities(List.of(Map.entry(Capability.EVENTS, true), Map.entry(Capability.RETURN_PATH, true),
+                    Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
             sm.setParameters(Map.of("max-bandwidth", 64L << 20));
             await(() -> src.workload().pagesTouched() > 0, "the guest to run");
             Path sock = dir.resolve("mig.sock");
@@ -72,6 +74,33 @@ class LoopbackMigrationTest {
             @SuppressWarnings("unchecked") Map<String, Object> ram = (Map<String, Object>) info.get("ram");
             assertThat((Long) ram.get("total")).isEqualTo(32L << 20);
             assertThat((Long) ram.get("normal") + (Long) ram.get("duplicate")).isGreaterThanOrEqualTo(8192);
+        }
+    }
+
+    /**
+     * Without capability x-jmigrate-digest (the default) nothing is digested: the destination
+     * runs as soon as it has loaded, and x-jmigrate-query-digest reports empty digests.
+     */
+    @Test
+    void withoutTheDigestCapabilityNothingIsDigested() throws Exception {
+        try (Vm src = new Vm(cfg(8, false, new WorkloadSpec(10, "increment", 1), MachineType.DEFAULT), false);
+             Vm dst = new Vm(cfg(8, false, null, MachineType.DEFAULT), true)) {
+            MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
+            MigrationManager sm = new MigrationManager(src, (e, d) -> { });
+            sm.setCapabilities(List.of(Map.entry(Capability.RETURN_PATH, true)));
+            assertThat(sm.queryCapabilities()).contains(Map.of("capability", "x-jmigrate-digest", "state", false));
+            IncomingMigration in = dm.startIncoming("unix:" + dir.resolve("nodigest.sock"), false);
+            OutgoingMigration out = sm.migrate("unix:" + dir.resolve("nodigest.sock"));
+            assertThat(out.join(30_000)).isTrue();
+            assertThat(in.join(30_000)).isTrue();
+            assertThat(in.state().get()).as(String.valueOf(in.error())).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(out.digests()).isFalse();
+            assertThat(in.digests()).isFalse();
+            assertThat(out.digest()).isNull();
+            assertThat(in.digest()).isNull();
+            assertThat(dst.runState()).isEqualTo(RunState.RUNNING);
+            assertThat(dm.digests()).containsEntry("incoming", "").containsEntry("incoming-devices", Map.of());
+            assertThat(sm.digests()).containsEntry("outgoing", "").containsEntry("outgoing-devices", Map.of());
         }
     }
 
@@ -100,6 +129,7 @@ class LoopbackMigrationTest {
                 src.ramBlocks().getFirst().writeByte(p * 4096 + 17, (byte) p);
             }
             MigrationManager sm = new MigrationManager(src, (e, d) -> { });
+            sm.setCapabilities(List.of(Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
             Path f = dir.resolve("vm.mig");
             OutgoingMigration out = sm.migrate("file:" + f);
             assertThat(out.join(30_000)).isTrue();
@@ -107,6 +137,7 @@ class LoopbackMigrationTest {
             byte[] bytes = Files.readAllBytes(f);
             assertThat(bytes[8]).isEqualTo((byte) 7); // configuration
             MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
+            dm.setCapabilities(List.of(Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
             IncomingMigration in = dm.startIncoming("file:" + f, false);
             assertThat(in.join(30_000)).isTrue();
             assertThat(in.state().get()).as(String.valueOf(in.error())).isEqualTo(MigrationStatus.COMPLETED);

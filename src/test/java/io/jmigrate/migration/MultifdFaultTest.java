@@ -55,7 +55,8 @@ class MultifdFaultTest {
      * loaded machine must not turn a slow channel connection into a different error.
      */
     static void multifd(MigrationManager m, int channels, long timeoutMs) {
-        m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true)));
+        m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true),
+                Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
         m.setParameters(Map.of("multifd-channels", (long) channels, "x-multifd-timeout", timeoutMs,
                 "max-bandwidth", 1L << 30));
     }
@@ -186,7 +187,7 @@ class MultifdFaultTest {
             if (dstMultifd) {
                 multifd(dm, CHANNELS, timeoutMs);
             } else {
-                dm.setCapabilities(List.of(Map.entry(Capability.RETURN_PATH, true)));
+                dm.setCapabilities(List.of(Map.entry(Capability.RETURN_PATH, true), Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
             }
             multifd(sm, srcChannels, timeoutMs);
             IncomingMigration in = dm.startIncoming("tcp:127.0.0.1:0", false);

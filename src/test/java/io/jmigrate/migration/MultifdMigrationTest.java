@@ -29,7 +29,8 @@ class MultifdMigrationTest {
     }
 
     static void multifd(MigrationManager m, int channels, String compression, String zpd) {
-        m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true)));
+        m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true), Map.entry(Capability.RETURN_PATH, true),
+                Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
         m.setParameters(Map.of("multifd-channels", (long) channels, "multifd-compression", compression,
                 "zero-page-detection", zpd, "max-bandwidth", 1L << 30));
     }

@@ -71,7 +71,8 @@ class TlsMigrationTest {
         MigrationManager sm = new MigrationManager(src, (e, d) -> { });
         MigrationManager dm = new MigrationManager(dst, (e, d) -> { });
         for (MigrationManager m : List.of(sm, dm)) {
-            List<Map.Entry<Capability, Boolean>> caps = new ArrayList<>(List.of(Map.entry(Capability.RETURN_PATH, true)));
+            List<Map.Entry<Capability, Boolean>> caps = new ArrayList<>(List.of(Map.entry(Capability.RETURN_PATH, true),
+                    Map.entry(Capability.X_JMIGRATE_DIGEST, true)));
             if (multifd) {
                 caps.add(Map.entry(Capability.MULTIFD, true));
             }
