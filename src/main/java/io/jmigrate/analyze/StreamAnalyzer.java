@@ -19,6 +19,7 @@ import io.jmigrate.ram.RamFlags;
 import io.jmigrate.ram.RamLoadSink;
 import io.jmigrate.ram.RamSectionReader;
 import io.jmigrate.savevm.Command;
+import io.jmigrate.savevm.MainStreamWalker;
 import io.jmigrate.savevm.MigCommand;
 import io.jmigrate.savevm.SectionHeader;
 import io.jmigrate.savevm.SectionType;
@@ -133,11 +134,11 @@ public final class StreamAnalyzer {
     private final List<CommandInfo> commands = new ArrayList<>();
     /** section id to (key, state node) in first-seen order, as analyze-migration.py's dict. */
     private final Map<Long, Map.Entry<String, JsonNode>> stateById = new LinkedHashMap<>();
-    /** Iterative sections opened by START: id to key. */
-    private final Map<Long, DeviceKey> open = new HashMap<>();
     /** VFIO devices' section decoders, and the section id each one's state entry is listed under. */
     private final Map<DeviceKey, io.jmigrate.vfio.VfioSectionDecoder> vfio = new LinkedHashMap<>();
     private final Map<DeviceKey, Long> vfioFirstId = new HashMap<>();
+    /** A section footer: u8 0x7e, be32 section id. */
+    private static final int FOOTER_SIZE = 5;
     private RamState ram;
     private long eofOffset = -1;
     private long vmdescOffset = -1;
@@ -228,7 +229,6 @@ public final class StreamAnalyzer {
         MultifdSummary multifd = null;
         try (QemuFileReader reader = new QemuFileReader(source.openChannel(), source.displayName(), options.limits())) {
             r = reader;
-            StreamFraming.readFileHeader(r);
             walk();
             if (ram != null && options.extractDir() != null) {
                 extractor = ram.extractor;
@@ -296,49 +296,48 @@ public final class StreamAnalyzer {
 
     // ---- the section loop ---------------------------------------------------------------------
 
+    /** The records, from the file header to EOF and the trailer, on the walk the loader shares. */
     private void walk() {
-        boolean first = true;
-        while (true) {
-            long at = r.position();
-            SectionType type = StreamFraming.readSectionType(r);
-            switch (type) {
-                case CONFIGURATION -> {
-                    if (!first) {
-                        throw r.fail(Category.PROTOCOL, at, "QEMU_VM_CONFIGURATION (0x07) found here, but it is only valid "
-                                + "directly after the file header (offset 8)");
-                    }
-                    readConfiguration();
-                }
-                case START, FULL, PART, END -> section(type, at);
-                case COMMAND -> command(at);
-                case EOF -> {
-                    eofOffset = at;
-                    trailer();
-                    return;
-                }
-                case VMDESCRIPTION -> throw r.fail(Category.PROTOCOL, at,
-                        "QEMU_VM_VMDESCRIPTION (0x06) before QEMU_VM_EOF: expected a section, a command or EOF");
-                case SUBSECTION, FOOTER -> throw new IllegalStateException("rejected by readSectionType");
+        MainStreamWalker walker = new MainStreamWalker();
+        walker.walk(r, new MainStreamWalker.Visitor() {
+            @Override
+            public void configuration(QemuFileReader r, long at) {
+                readConfiguration();
             }
-            first = false;
-        }
+
+            @Override
+            public String section(QemuFileReader r, SectionHeader h, SectionHeader start) {
+                return StreamAnalyzer.this.section(walker, h, start);
+            }
+
+            @Override
+            public void command(QemuFileReader r, Command c, long at) {
+                if (c.command() == MigCommand.PACKAGED) {
+                    throw r.fail(Category.PROTOCOL, at + 1, "MIG_CMD_PACKAGED (postcopy) is not supported by the "
+                            + "analyzer");
+                }
+                commands.add(new CommandInfo(c, at));
+            }
+
+            @Override
+            public void eof(QemuFileReader r, long at) {
+                eofOffset = at;
+                trailer();
+            }
+        });
     }
 
-    private void section(SectionType type, long at) {
-        SectionHeader h = StreamFraming.readSectionHeader(r, type, at);
+    /** One device section's body, up to its footer; returns its description. */
+    private String section(MainStreamWalker walker, SectionHeader h, SectionHeader start) {
+        SectionType type = h.type();
+        long at = h.offset();
         long id = Integer.toUnsignedLong(h.sectionId());
-        DeviceKey key;
         if (type.hasFullHeader()) {
             checkIdstr(h, at);
-            key = new DeviceKey(h.idstr(), Integer.toUnsignedLong(h.instanceId()));
-        } else {
-            key = open.get(id);
-            if (key == null) {
-                throw r.fail(Category.PROTOCOL, at, type + " section with id " + id
-                        + " has no START section before it (expected the id of an open iterative section"
-                        + (open.isEmpty() ? "" : ", one of " + open.keySet()) + ")");
-            }
+        } else if (!walker.isOpen(h.sectionId())) {
+            throw walker.unstarted(r, h, at); // its END came already
         }
+        DeviceKey key = new DeviceKey(start.idstr(), Integer.toUnsignedLong(start.instanceId()));
         String where = type + " section " + id + " '" + key.idstr() + "' (at byte offset " + at + ")";
         boolean isRam = key.idstr().equals(RamFlags.IDSTR) && key.instanceId() == 0;
         if (isRam) {
@@ -346,14 +345,8 @@ public final class StreamAnalyzer {
                 throw r.fail(Category.PROTOCOL, at, where + ": ram section version " + Integer.toUnsignedLong(h.versionId())
                         + ", expected " + RamFlags.VERSION);
             }
-            if (type == SectionType.START) {
-                open.put(id, key);
-            }
             ramSection(id, where);
         } else if (io.jmigrate.vfio.VfioSectionDecoder.isVfio(key.idstr())) {
-            if (type == SectionType.START) {
-                open.put(id, key);
-            }
             io.jmigrate.vfio.VfioSectionDecoder dec = vfio.computeIfAbsent(key,
                     k -> new io.jmigrate.vfio.VfioSectionDecoder(k.idstr()));
             long firstId = vfioFirstId.computeIfAbsent(key, k -> id);
@@ -373,15 +366,13 @@ public final class StreamAnalyzer {
             ObjectNode node = new VmStateDecoder(r, length).decode(desc, where);
             stateById.put(id, Map.entry(key.idstr() + " (" + id + ")", node));
         }
-        StreamFraming.readFooter(r, h.sectionId(), where);
-        if (type == SectionType.END) {
-            open.remove(id);
-        }
         sectionCount++;
         if (sections.size() < MAX_SECTIONS_LISTED) {
             sections.add(new SectionInfo(type, id, key.idstr(), key.instanceId(),
-                    type.hasFullHeader() ? Integer.toUnsignedLong(h.versionId()) : 0, at, r.position()));
+                    type.hasFullHeader() ? Integer.toUnsignedLong(h.versionId()) : 0, at,
+                    r.position() + FOOTER_SIZE)); // the section ends after its footer, which the walk checks next
         }
+        return where;
     }
 
     /**
@@ -400,15 +391,6 @@ public final class StreamAnalyzer {
                         s.length(), i, (int) c, VmStateDecoder.printable(s)));
             }
         }
-    }
-
-    private void command(long at) {
-        long numberAt = r.position();
-        Command c = StreamFraming.readCommand(r);
-        if (c.command() == MigCommand.PACKAGED) {
-            throw r.fail(Category.PROTOCOL, numberAt, "MIG_CMD_PACKAGED (postcopy) is not supported by the analyzer");
-        }
-        commands.add(new CommandInfo(c, at));
     }
 
     private void trailer() {

@@ -3,7 +3,10 @@ package io.jmigrate.devstate;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.locks.Condition;
@@ -27,6 +30,21 @@ import java.util.function.BooleanSupplier;
  *       would exceed it is refused before it is copied.</li>
  * </ul>
  *
+ * <h2>Memory</h2>
+ * Buffers live off-heap, in one shared {@link Arena} that the reassembler (and so the load that
+ * owns it) owns, created at the first non-empty {@link #put}. A buffer's segment is drawn from a
+ * pool of power-of-two size classes (at least {@value #MIN_CLASS} bytes) and goes back to it when
+ * the loader {@link #release}s the buffer, so the arena holds no more than the most buffers
+ * queued and held at once, rounded up per buffer; with a finite cap that reserve may not
+ * exceed twice the cap plus {@value #RESERVE_SLACK} bytes (a flood of tiny buffers, each rounded
+ * up, fails LIMIT rather than growing it). Every length is checked (cap, reserve) before anything is allocated. The
+ * arena is closed, all at once, when the last buffer is released, or at {@link #abort} (error,
+ * cancel, cleanup) once the loader holds no buffer; after that nothing is allocated again:
+ * every later {@link #put} is refused before it allocates. A put checks and reserves under the
+ * lock, then allocates (a new segment is zeroed) and copies outside it, so receive threads of
+ * one device do not queue behind each other's copies; the loader sees the buffer once its
+ * bytes are in, and the arena stays open while a copy runs.
+ *
  * <p>Threads: {@link #put} from {@code mig/dst/recv_N} (several at once); {@link #take} and
  * {@link #written} from the device's load thread {@code mig/dst/load_<dev>}; {@link #abort}
  * from whoever cancels (load cleanup). The loader's exit conditions, checked after every
@@ -37,29 +55,59 @@ import java.util.function.BooleanSupplier;
 public final class OrderedReassembler {
 
     /**
-     * One buffer taken in order.
+     * One buffer taken in order. Its {@link #data} is valid until it is {@link #release}d (or the
+     * reassembler is closed by {@link #abort} after the release); the taker must release it on
+     * every path.
      *
      * @param idx  its index
-     * @param data the bytes (a copy owned by the taker)
+     * @param data the bytes (off-heap, owned by the taker until released)
      * @param last the buffer flagged last, after which nothing follows
      */
-    public record Buffer(long idx, byte[] data, boolean last) {
+    public record Buffer(long idx, MemorySegment data, boolean last) {
+        /** The bytes as a direct ByteBuffer (position 0, limit its length), for a device write. */
+        public ByteBuffer byteBuffer() {
+            return data.asByteBuffer();
+        }
+
+        public int length() {
+            return (int) data.byteSize();
+        }
     }
 
     /** How often a waiting {@link #take} re-reads {@code shouldQuit}, which nobody signals. */
     static final long SHOULD_QUIT_RECHECK_MS = 100;
+    /** The smallest segment the pool hands out. */
+    static final int MIN_CLASS = 64;
+    private static final int MIN_SHIFT = Integer.numberOfTrailingZeros(MIN_CLASS);
+    private static final MemorySegment EMPTY = MemorySegment.ofArray(new byte[0]);
 
     private final String device;
     private final long maxQueuedBytes;
+    /** Room the reserve has beyond twice the byte cap, for small buffers rounded up. */
+    static final long RESERVE_SLACK = 64 << 10;
+    /** The cap on the arena's reserve: twice the byte cap plus the slack, none without a cap. */
+    private final long maxReservedBytes;
     private final BooleanSupplier shouldQuit;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition ready = lock.newCondition();
-    private final Map<Long, byte[]> pending = new HashMap<>();
+    /** Stored buffers by idx. */
+    private final Map<Long, Slot> pending = new HashMap<>();
+    /** The pool segments of the buffers the loader holds, by idx. */
+    private final Map<Long, MemorySegment> held = new HashMap<>();
+    /** Free segments by size class (index: log2 of the size). */
+    @SuppressWarnings("unchecked")
+    private final ArrayDeque<MemorySegment>[] free = new ArrayDeque[64];
 
+    private Arena arena;
+    private boolean arenaClosed;
+    /** Puts copying outside the lock: the arena stays open until they are done. */
+    private int inFlight;
+    private boolean lastReleased;
     private long next;
     private long lastIdx = -1;
     private long maxIdx = -1;
     private long queuedBytes;
+    private long reservedBytes;
     private String aborted;
 
     private long received;
@@ -68,6 +116,7 @@ public final class OrderedReassembler {
     private long maxDisplacement;
     private long peakQueuedBytes;
     private int peakQueuedBuffers;
+    private long peakReservedBytes;
 
     /**
      * @param device         the device's name for errors (its idstr)
@@ -80,6 +129,8 @@ public final class OrderedReassembler {
         }
         this.device = device;
         this.maxQueuedBytes = maxQueuedBytes;
+        this.maxReservedBytes = maxQueuedBytes > Long.MAX_VALUE / 4 ? Long.MAX_VALUE
+                : 2 * maxQueuedBytes + RESERVE_SLACK;
         this.shouldQuit = shouldQuit == null ? () -> false : shouldQuit;
     }
 
@@ -93,13 +144,14 @@ public final class OrderedReassembler {
      * @param idx  the buffer's index, 0 or more
      * @param last this is the final buffer (VFIO's config packet)
      * @throws MigrationException PROTOCOL for a duplicate or misplaced index, LIMIT above the
-     *                            byte cap, CANCELLED after {@link #abort}
+     *                            byte cap (or the reserve's), CANCELLED after {@link #abort}
      */
     public void put(long idx, ByteBuffer data, boolean last) {
         if (idx < 0) {
             throw new IllegalArgumentException("negative buffer index " + idx);
         }
         int len = data.remaining();
+        Slot slot;
         lock.lock();
         try {
             if (aborted != null) {
@@ -128,9 +180,8 @@ public final class OrderedReassembler {
                         + " (" + len + " bytes, " + queuedBytes + " queued) would exceed the size max of "
                         + maxQueuedBytes + " (x-migration-max-queued-buffers-size)");
             }
-            byte[] copy = new byte[len];
-            data.get(data.position(), copy);
-            pending.put(idx, copy);
+            slot = reserve(idx, len);
+            pending.put(idx, slot);
             if (last) {
                 lastIdx = idx;
             }
@@ -144,15 +195,131 @@ public final class OrderedReassembler {
             maxIdx = Math.max(maxIdx, idx);
             peakQueuedBytes = Math.max(peakQueuedBytes, queuedBytes);
             peakQueuedBuffers = Math.max(peakQueuedBuffers, pending.size());
-            ready.signalAll();
+            if (len > 0) {
+                inFlight++; // the arena stays open until the copy is in
+            } else {
+                slot.filled = true;
+                ready.signalAll();
+                return;
+            }
         } finally {
             lock.unlock();
+        }
+        // allocation (a new segment is zeroed) and the copy run outside the lock, so that the
+        // receive threads of one device do not queue behind each other's copies
+        boolean copied = false;
+        try {
+            if (slot.segment == null) {
+                slot.segment = arena.allocate(1L << slot.sizeClass, 8);
+            }
+            MemorySegment.copy(MemorySegment.ofBuffer(data), 0, slot.segment, 0, len);
+            copied = true;
+        } finally {
+            lock.lock();
+            try {
+                inFlight--;
+                if (copied) {
+                    slot.filled = true;
+                } else if (aborted == null) {
+                    // the buffer can never be taken: the loader must not wait for it
+                    aborted = "device " + device + ": storing state buffer " + idx + " failed";
+                    pending.clear();
+                    queuedBytes = 0;
+                }
+                ready.signalAll();
+                maybeCloseArena();
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    /** Size class of {@code len} bytes: log2 of the segment size; lock held. */
+    private static int sizeClass(int len) {
+        return Math.max(MIN_SHIFT, 64 - Long.numberOfLeadingZeros(len - 1L));
+    }
+
+    /** A stored buffer: its pool segment (null until allocated), size class, length, and whether its bytes are in. */
+    private static final class Slot {
+        MemorySegment segment;
+        final int sizeClass;
+        final int len;
+        boolean filled;
+
+        Slot(MemorySegment segment, int sizeClass, int len) {
+            this.segment = segment;
+            this.sizeClass = sizeClass;
+            this.len = len;
         }
     }
 
     /**
+     * A slot for {@code len} bytes: a pooled segment of its size class, or room in the reserve
+     * for a new one (allocated by the caller outside the lock); lock held.
+     */
+    private Slot reserve(long idx, int len) {
+        if (len == 0) {
+            return new Slot(EMPTY, -1, 0);
+        }
+        int c = sizeClass(len);
+        ArrayDeque<MemorySegment> q = free[c];
+        MemorySegment seg = q == null ? null : q.pollFirst();
+        if (seg == null) {
+            long size = 1L << c;
+            if (size > maxReservedBytes - reservedBytes) {
+                throw new MigrationException(Category.LIMIT, "device " + device + ": state buffer " + idx + " ("
+                        + len + " bytes) needs " + size + " bytes of buffer space, but " + reservedBytes
+                        + " are already reserved and at most " + maxReservedBytes + " may be (twice "
+                        + "x-migration-max-queued-buffers-size, plus " + RESERVE_SLACK + ")");
+            }
+            if (arenaClosed) {
+                throw new IllegalStateException("device " + device + ": buffer arena already closed");
+            }
+            if (arena == null) {
+                arena = Arena.ofShared();
+            }
+            reservedBytes += size;
+            peakReservedBytes = Math.max(peakReservedBytes, reservedBytes);
+        }
+        return new Slot(seg, c, len);
+    }
+
+    /** Frees the arena once the load is over (aborted, or the last buffer released) and nobody uses it; lock held. */
+    private void maybeCloseArena() {
+        if ((aborted != null || lastReleased) && held.isEmpty() && inFlight == 0) {
+            closeArena();
+        }
+    }
+
+    /** Returns a buffer's segment to the pool; lock held. */
+    private void recycle(MemorySegment seg) {
+        if (seg.byteSize() == 0 || arenaClosed) {
+            return;
+        }
+        int c = Long.numberOfTrailingZeros(seg.byteSize());
+        ArrayDeque<MemorySegment> q = free[c];
+        if (q == null) {
+            q = free[c] = new ArrayDeque<>();
+        }
+        q.addFirst(seg);
+    }
+
+    /** Frees the whole arena (every segment, pooled or pending) at once; lock held. */
+    private void closeArena() {
+        pending.clear();
+        held.clear();
+        java.util.Arrays.fill(free, null);
+        if (arena != null && !arenaClosed) {
+            arena.close();
+        }
+        arenaClosed = true;
+        reservedBytes = 0;
+    }
+
+    /**
      * Blocks until the buffer with the next index is there and hands it over. Its bytes keep
-     * counting against the cap until reported {@link #written}.
+     * counting against the cap until reported {@link #written}; its segment stays the taker's
+     * until {@link #release}.
      *
      * @throws MigrationException CANCELLED after {@link #abort}, when {@code shouldQuit} is true,
      *                            or when the thread is interrupted
@@ -173,10 +340,13 @@ public final class OrderedReassembler {
                     throw new MigrationException(Category.STATE, "device " + device
                             + ": take after the last buffer (idx " + lastIdx + ")");
                 }
-                byte[] b = pending.remove(next);
-                if (b != null) {
+                Slot b = pending.get(next);
+                if (b != null && b.filled) {
+                    pending.remove(next);
                     long idx = next++;
-                    return new Buffer(idx, b, idx == lastIdx);
+                    held.put(idx, b.segment);
+                    return new Buffer(idx, b.len == b.segment.byteSize() ? b.segment : b.segment.asSlice(0, b.len),
+                            idx == lastIdx);
                 }
                 try {
                     // signalled by put and abort; the pool's flag wakes nobody, so it is also
@@ -203,7 +373,34 @@ public final class OrderedReassembler {
         }
     }
 
-    /** Wakes the loader and makes it and later {@link #put}s fail with CANCELLED. Idempotent. */
+    /**
+     * The loader is done with {@code b} (written, or failed): its segment goes back to the pool.
+     * Releasing the last buffer, or the last held one after {@link #abort}, frees the arena.
+     */
+    public void release(Buffer b) {
+        lock.lock();
+        try {
+            MemorySegment seg = held.remove(b.idx());
+            if (seg == null) {
+                throw new IllegalStateException("device " + device + ": release of buffer " + b.idx()
+                        + ", which is not held");
+            }
+            if (b.last()) {
+                lastReleased = true;
+            }
+            if (aborted == null && !b.last()) {
+                recycle(seg);
+            }
+            maybeCloseArena();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Wakes the loader and makes it and later {@link #put}s fail with CANCELLED; frees every
+     * queued buffer (the arena, once the loader holds none). Idempotent.
+     */
     public void abort(String why) {
         lock.lock();
         try {
@@ -212,7 +409,28 @@ public final class OrderedReassembler {
             }
             pending.clear();
             queuedBytes = 0;
+            maybeCloseArena();
             ready.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Off-heap bytes the arena holds now (0 once it is closed). */
+    public long reservedBytes() {
+        lock.lock();
+        try {
+            return reservedBytes;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether the arena was freed (or never needed and can no longer be). */
+    public boolean closed() {
+        lock.lock();
+        try {
+            return arenaClosed;
         } finally {
             lock.unlock();
         }
@@ -223,7 +441,7 @@ public final class OrderedReassembler {
         lock.lock();
         try {
             return new Stats(received, receivedBytes, lateArrivals, maxDisplacement, peakQueuedBytes,
-                    peakQueuedBuffers, next, lastIdx);
+                    peakQueuedBuffers, next, lastIdx, peakReservedBytes);
         } finally {
             lock.unlock();
         }
@@ -238,8 +456,10 @@ public final class OrderedReassembler {
      * @param peakQueuedBuffers the most buffers stored and not yet taken at once
      * @param taken             buffers taken so far (the next index)
      * @param lastIdx           the last buffer's index, -1 while unknown
+     * @param peakReservedBytes the most off-heap bytes the arena held at once
      */
     public record Stats(long received, long receivedBytes, long lateArrivals, long maxDisplacement,
-                        long peakQueuedBytes, int peakQueuedBuffers, long taken, long lastIdx) {
+                        long peakQueuedBytes, int peakQueuedBuffers, long taken, long lastIdx,
+                        long peakReservedBytes) {
     }
 }

@@ -23,6 +23,7 @@ import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SaveVmOptions;
 import io.jmigrate.stream.QemuFileWriter;
 
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -395,10 +396,25 @@ public final class OutgoingMigration implements Runnable {
         for (SaveStateEntry<SaveVmHandlers.Save> e : devs) {
             DeviceStateStats.DeviceRecord rec = stats.device(e.idstr(), e.instanceId());
             rec.transfer = "multifd";
-            SaveVmHandlers.DeviceStateOutput out = data -> {
-                int n = data.remaining();
-                tx.queueDeviceState(e.idstr(), e.instanceId(), data);
-                rec.packet(-1, n);
+            SaveVmHandlers.DeviceStateOutput out = new SaveVmHandlers.DeviceStateOutput() {
+                @Override
+                public void queue(ByteBuffer data) {
+                    int n = data.remaining();
+                    tx.queueDeviceState(e.idstr(), e.instanceId(), data);
+                    rec.packet(-1, n);
+                }
+
+                @Override
+                public ByteBuffer queueOwned(ByteBuffer data) {
+                    if (!data.isDirect()) {
+                        queue(data);
+                        return data.clear();
+                    }
+                    int n = data.remaining();
+                    ByteBuffer spare = tx.queueDeviceStateOwned(e.idstr(), e.instanceId(), data);
+                    rec.packet(-1, n);
+                    return spare;
+                }
             };
             pool.submit(e.idstr(), abort -> {
                 rec.threadStartUs = DeviceStateStats.nowUs();

@@ -67,6 +67,29 @@ public final class MultifdPayload {
         return true;
     }
 
+    /**
+     * Fills a device-state payload with {@code src} itself, without a copy: the payload owns it
+     * from now on (position to limit is the packet). Returns the direct buffer the payload held
+     * before, free for the caller to reuse (its last packet was written), or null.
+     */
+    ByteBuffer adoptDeviceState(String id, int instance, ByteBuffer src) {
+        if (type != Type.NONE) {
+            throw new IllegalStateException("payload not empty: " + type);
+        }
+        if (!src.isDirect() || src.isReadOnly()) {
+            throw new IllegalArgumentException("a handed-over device-state buffer must be direct and writable");
+        }
+        ByteBuffer old = data;
+        data = src;
+        idstr = id.getBytes(StandardCharsets.ISO_8859_1);
+        instanceId = instance;
+        type = Type.DEVICE_STATE;
+        if (old != null) {
+            old.clear();
+        }
+        return old;
+    }
+
     /** Fills a device-state payload with a copy of {@code src}'s remaining bytes (position unchanged). */
     public void setDeviceState(String id, int instance, ByteBuffer src) {
         if (type != Type.NONE) {

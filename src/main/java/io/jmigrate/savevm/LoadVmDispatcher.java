@@ -9,8 +9,8 @@ import java.util.Map;
 import java.util.function.BooleanSupplier;
 
 /**
- * The destination side of the savevm stream ({@code qemu_loadvm_state}): checks the header,
- * hands the configuration to its checker, dispatches every section to its handler by
+ * The destination side of the savevm stream ({@code qemu_loadvm_state}), a visitor of the
+ * shared {@link MainStreamWalker}: checks the header, hands the configuration to its checker, dispatches every section to its handler by
  * (idstr, instance) for START/FULL and by section id for PART/END, checks every footer, handles
  * commands, stops at EOF and drains the vmdesc trailer. Runs on {@code mig/dst/main}.
  */
@@ -88,30 +88,37 @@ public final class LoadVmDispatcher {
      * (the caller waits for its load threads there).
      */
     public void load(QemuFileReader r, BooleanSupplier aborted, Runnable atEof) {
-        StreamFraming.readFileHeader(r);
-        for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
-            e.handlers().loadSetup();
-        }
-        boolean first = true;
-        while (true) {
-            if (aborted.getAsBoolean()) {
-                throw new MigrationException(Category.CANCELLED, "incoming migration cancelled at byte offset "
-                        + r.position() + " of " + r.name());
-            }
-            long at = r.position();
-            SectionType t = StreamFraming.readSectionType(r);
-            switch (t) {
-                case CONFIGURATION -> {
-                    if (!first) {
-                        throw r.fail(Category.PROTOCOL, at, "configuration section must directly follow the header");
-                    }
-                    if (configuration != null) {
-                        configuration.load(r);
-                    }
+        new MainStreamWalker().walk(r, new MainStreamWalker.Visitor() {
+            @Override
+            public void afterHeader(QemuFileReader r) {
+                for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
+                    e.handlers().loadSetup();
                 }
-                case START, FULL -> {
-                    SectionHeader h = StreamFraming.readSectionHeader(r, t, at);
-                    SaveStateEntry<SaveVmHandlers.Load> e = registry.find(h.idstr(), h.instanceId());
+            }
+
+            @Override
+            public void beforeRecord(QemuFileReader r, long at) {
+                if (aborted.getAsBoolean()) {
+                    throw new MigrationException(Category.CANCELLED, "incoming migration cancelled at byte offset "
+                            + at + " of " + r.name());
+                }
+            }
+
+            @Override
+            public void configuration(QemuFileReader r, long at) {
+                if (configuration != null) {
+                    configuration.load(r);
+                }
+            }
+
+            @Override
+            public String section(QemuFileReader r, SectionHeader h, SectionHeader start) {
+                SectionType t = h.type();
+                long at = h.offset();
+                SaveStateEntry<SaveVmHandlers.Load> e;
+                int version;
+                if (t.hasFullHeader()) {
+                    e = registry.find(h.idstr(), h.instanceId());
                     if (e == null) {
                         throw r.fail(Category.MISMATCH, at, "Unknown savevm section or instance '" + h.idstr() + "' "
                                 + h.instanceId() + ": this VM has " + registry.entries().stream()
@@ -124,36 +131,32 @@ public final class LoadVmDispatcher {
                     if (t == SectionType.START) {
                         bySectionId.put(h.sectionId(), e);
                     }
-                    e.handlers().loadState(r, t, h.versionId());
-                    StreamFraming.readFooter(r, h.sectionId(), t + " section " + h.sectionId() + " " + e.describe());
+                    version = h.versionId();
+                } else {
+                    e = bySectionId.get(h.sectionId());
+                    version = e.versionId();
                 }
-                case PART, END -> {
-                    SectionHeader h = StreamFraming.readSectionHeader(r, t, at);
-                    SaveStateEntry<SaveVmHandlers.Load> e = bySectionId.get(h.sectionId());
-                    if (e == null) {
-                        throw r.fail(Category.PROTOCOL, at, t + " section with id " + h.sectionId()
-                                + " has no START section before it");
-                    }
-                    e.handlers().loadState(r, t, e.versionId());
-                    StreamFraming.readFooter(r, h.sectionId(), t + " section " + h.sectionId() + " " + e.describe());
-                }
-                case COMMAND -> handleCommand(r, StreamFraming.readCommand(r), at);
-                case EOF -> {
-                    atEof.run();
-                    for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
-                        e.handlers().loadComplete();
-                    }
-                    if (r.peekU8() == SectionType.VMDESCRIPTION.wire) {
-                        r.readU8("vmdesc marker");
-                        vmdesc = StreamFraming.readVmdesc(r);
-                    }
-                    return;
-                }
-                case VMDESCRIPTION -> throw r.fail(Category.PROTOCOL, at, "vmdesc trailer before EOF");
-                case SUBSECTION, FOOTER -> throw r.fail(Category.PROTOCOL, at, "unexpected " + t + " byte");
+                e.handlers().loadState(r, t, version);
+                return t + " section " + h.sectionId() + " " + e.describe();
             }
-            first = false;
-        }
+
+            @Override
+            public void command(QemuFileReader r, Command c, long at) {
+                handleCommand(r, c, at);
+            }
+
+            @Override
+            public void eof(QemuFileReader r, long at) {
+                atEof.run();
+                for (SaveStateEntry<SaveVmHandlers.Load> e : registry.entries()) {
+                    e.handlers().loadComplete();
+                }
+                if (r.peekU8() == SectionType.VMDESCRIPTION.wire) {
+                    r.readU8("vmdesc marker");
+                    vmdesc = StreamFraming.readVmdesc(r);
+                }
+            }
+        });
     }
 
     private void handleCommand(QemuFileReader r, Command c, long at) {

@@ -229,6 +229,17 @@ public sealed interface SaveVmHandlers permits SaveVmHandlers.Save, SaveVmHandle
     @FunctionalInterface
     interface DeviceStateOutput {
         void queue(ByteBuffer data);
+
+        /**
+         * Queues {@code data} (position to limit) without a copy where the output can take it
+         * over (a direct buffer to multifd): the caller must not touch {@code data} again.
+         * Returns a buffer the caller may reuse (free, cleared, of any capacity), or null. The
+         * default copies, and returns {@code data} itself, free again.
+         */
+        default ByteBuffer queueOwned(ByteBuffer data) {
+            queue(data);
+            return data.clear();
+        }
     }
 
     /** Starts a load thread {@code mig/dst/load_<device>} in the destination's pool ({@code qemu_loadvm_start_load_thread}). */

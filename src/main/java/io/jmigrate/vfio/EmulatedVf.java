@@ -81,6 +81,10 @@ public final class EmulatedVf implements VfioDeviceBackend, PciConfigState, Auto
     private SaveSession save;
     private ResumeSession resume;
     private boolean closed;
+    /** Bumped by every change of the state or the config; the digest is cached against it. */
+    private long changes;
+    private long digestAt = -1;
+    private String digest;
 
     public EmulatedVf(EmulatedVfConfig config) {
         this(config, Ticker.SYSTEM);
@@ -316,6 +320,7 @@ public final class EmulatedVf implements VfioDeviceBackend, PciConfigState, Auto
             image.set(WORD, base + w * 8L, x);
         }
         mutationsApplied++;
+        changes++;
         if (save != null) {
             save.dirtied(page);
         }
@@ -348,17 +353,26 @@ public final class EmulatedVf implements VfioDeviceBackend, PciConfigState, Auto
                         + bytes.length + " bytes, but this device's config-size is " + pciConfig.length);
             }
             System.arraycopy(bytes, 0, pciConfig, 0, bytes.length);
+            changes++;
         } finally {
             lock.unlock();
         }
     }
 
-    /** SHA-256 (hex) over the device state and the config, as the destination must reproduce it. */
+    /**
+     * SHA-256 (hex) over the device state and the config, as the destination must reproduce it.
+     * Computed once per state: a device that did not change since (stopped, or loaded and not
+     * yet running) answers from the last one, so asking at completion and again in
+     * {@code x-jmigrate-query-digest} hashes its state once.
+     */
     public String digest() {
         lock.lock();
         try {
             checkOpen();
             catchUp();
+            if (digestAt == changes) {
+                return digest;
+            }
             MessageDigest md = MessageDigest.getInstance("SHA-256");
             md.update("vfio-emu".getBytes(StandardCharsets.US_ASCII));
             md.update(ByteBuffer.allocate(8).putLong(0, image.byteSize()));
@@ -366,7 +380,9 @@ public final class EmulatedVf implements VfioDeviceBackend, PciConfigState, Auto
                 md.update(image.asSlice(off, Math.min(1 << 20, image.byteSize() - off)).asByteBuffer());
             }
             md.update(pciConfig);
-            return HexFormat.of().formatHex(md.digest());
+            digest = HexFormat.of().formatHex(md.digest());
+            digestAt = changes;
+            return digest;
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         } finally {
@@ -639,6 +655,7 @@ public final class EmulatedVf implements VfioDeviceBackend, PciConfigState, Auto
             if (inPayload) {
                 int take = (int) Math.min(src.remaining(), recLen - recPos);
                 MemorySegment.copy(MemorySegment.ofBuffer(src), 0, image, recOffset + recPos, take);
+                changes++;
                 src.position(src.position() + take);
                 recPos += take;
                 streamPos += take;

@@ -469,7 +469,11 @@ public final class VfioMigration {
                 testCorruptPacket = null;
             }
             java.util.ArrayList<ByteBuffer> reversed = "reverse".equals(corrupt) ? new java.util.ArrayList<>() : null;
-            ByteBuffer packet = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + bufferSize);
+            // the device reads straight into a direct packet buffer, which multifd takes over
+            // without a copy (it hands back one it finished writing): one copy per byte on the
+            // source, the device's read. The test hooks keep their buffers, so they queue copies.
+            int capacity = VfioStatePacket.HEADER_SIZE + bufferSize;
+            ByteBuffer packet = ByteBuffer.allocateDirect(capacity);
             ByteBuffer held = null;
             long idx = 0;
             while (true) {
@@ -496,10 +500,18 @@ public final class VfioMigration {
                     reversed.add(ByteBuffer.allocate(packet.remaining()).put(packet.duplicate()).flip());
                     continue;
                 }
-                send(out, packet);
-                if (idx == 1 && "duplicate".equals(corrupt)) {
-                    send(out, packet.rewind());
+                if (corrupt != null) {
+                    send(out, packet);
+                    if (idx == 1 && "duplicate".equals(corrupt)) {
+                        send(out, packet.rewind());
+                    }
+                    continue;
                 }
+                int len = packet.limit();
+                ByteBuffer spare = out.queueOwned(packet);
+                transferred.addAndGet(len);
+                packets++;
+                packet = spare != null && spare.capacity() >= capacity ? spare : ByteBuffer.allocateDirect(capacity);
             }
             if (reversed != null) {
                 for (int i = reversed.size() - 1; i >= 0; i--) {
@@ -623,42 +635,40 @@ public final class VfioMigration {
             return precopySupported();
         }
 
-        /** {@code vfio_load_state}: the tag loop of PROTOCOL.md §4.1, for any section type. */
+        /** {@code vfio_load_state}: the tag loop of PROTOCOL.md §4.1 ({@link VfioMarkerWalk}), any section type. */
         @Override
         public void loadState(QemuFileReader r, SectionType type, int versionId) {
-            while (true) {
-                long at = r.position();
-                long tag = r.readBe64("VFIO tag of " + idstr());
-                if (tag == END_OF_STATE) {
-                    return;
-                } else if (tag == DEV_CONFIG_STATE) {
-                    if (multifd) {
+            VfioMarkerWalk.section(r, type, "VFIO device " + idstr(), new VfioMarkerWalk.Visitor() {
+                @Override
+                public void marker(long tag, long at) {
+                    if (tag == DEV_CONFIG_STATE && multifd) {
                         throw tagError(r, at, "got DEV_CONFIG_STATE in main migration channel but doing multifd "
                                 + "transfer");
                     }
-                    loadConfig(r);
-                    return;
-                } else if (tag == DEV_SETUP_STATE) {
-                    long end = r.readBe64("VFIO setup end tag");
-                    if (end != END_OF_STATE) {
-                        throw tagError(r, at + 8, String.format("DEV_SETUP_STATE followed by 0x%016x, expected "
-                                + "END_OF_STATE", end));
-                    }
-                    return;
-                } else if (tag == DEV_DATA_STATE) {
-                    long size = r.readBe64("VFIO data size");
-                    if (size < 0) {
-                        throw tagError(r, at + 8, "DEV_DATA_STATE size " + Long.toUnsignedString(size) + " too large");
-                    }
+                }
+
+                @Override
+                public void data(QemuFileReader r, long size) {
                     writeFromStream(r, size);
-                } else if (tag == DEV_INIT_DATA_SENT) {
+                }
+
+                @Override
+                public void config(byte[] cfg, long at) {
+                    config.loadConfig(cfg);
+                    configLoaded = true;
+                }
+
+                @Override
+                public void initDataSent(QemuFileReader r, long at) {
                     if (!precopySupported() || !options.switchoverAck() || options.approveSwitchover() == null) {
                         throw tagError(r, at, "got INIT_DATA_SENT but "
                                 + (precopySupported() ? "switchover-ack is off" : "the device has no PRE_COPY support"));
                     }
                     options.approveSwitchover().run();
-                    return;
-                } else if (tag == DEV_CONFIG_LOAD_READY) {
+                }
+
+                @Override
+                public void loadReady(QemuFileReader r, long at) {
                     if (!configAfterIter) {
                         throw tagError(r, at, "got DEV_CONFIG_LOAD_READY but x-migration-load-config-after-iter is "
                                 + "not in effect (it needs multifd transfer)");
@@ -673,11 +683,8 @@ public final class VfioMigration {
                     } finally {
                         iterLock.unlock();
                     }
-                    return;
-                } else {
-                    throw tagError(r, at, String.format("unknown tag 0x%016x in %s section", tag, type));
                 }
-            }
+            });
         }
 
         private void writeFromStream(QemuFileReader r, long size) {
@@ -696,14 +703,9 @@ public final class VfioMigration {
             transferred.addAndGet(size);
         }
 
+        /** A multifd config packet after its DEV_CONFIG_STATE tag. */
         private void loadConfig(QemuFileReader r) {
-            byte[] cfg = VfioConfigVmsd.load(r);
-            config.loadConfig(cfg);
-            long at = r.position();
-            long end = r.readBe64("VFIO config end tag");
-            if (end != END_OF_STATE) {
-                throw tagError(r, at, String.format("config state followed by 0x%016x, expected END_OF_STATE", end));
-            }
+            config.loadConfig(VfioMarkerWalk.configBody(r, "VFIO device " + idstr()));
             configLoaded = true;
         }
 
@@ -741,28 +743,35 @@ public final class VfioMigration {
             VfioDataFd fd = fd("RESUMING write");
             while (true) {
                 OrderedReassembler.Buffer b = buffers.take();
-                if (b.last()) {
-                    buffers.written(b.data().length);
-                    transferred.addAndGet(VfioStatePacket.HEADER_SIZE + b.data().length);
-                    if (configAfterIter) {
-                        awaitIterables(shouldQuit);
+                byte[] cfg;
+                try {
+                    if (!b.last()) {
+                        ByteBuffer bb = b.byteBuffer();
+                        while (bb.hasRemaining()) {
+                            int n = fd.write(bb);
+                            buffers.written(n);
+                            written.addAndGet(n);
+                        }
+                        transferred.addAndGet(VfioStatePacket.HEADER_SIZE + b.length());
+                        continue;
                     }
-                    QemuFileReader r = QemuFileReader.of(b.data(), idstr() + " config packet idx " + b.idx());
-                    long tag = r.readBe64("VFIO config tag");
-                    if (tag != DEV_CONFIG_STATE) {
-                        throw new MigrationException(Category.PROTOCOL, "VFIO device " + idstr() + ": config packet idx "
-                                + b.idx() + String.format(" starts with 0x%016x, expected DEV_CONFIG_STATE", tag));
-                    }
-                    loadConfig(r);
-                    return;
+                    cfg = b.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+                    buffers.written(cfg.length);
+                } finally {
+                    buffers.release(b); // the last release frees the buffers' arena
                 }
-                ByteBuffer bb = ByteBuffer.wrap(b.data());
-                while (bb.hasRemaining()) {
-                    int n = fd.write(bb);
-                    buffers.written(n);
-                    written.addAndGet(n);
+                transferred.addAndGet(VfioStatePacket.HEADER_SIZE + cfg.length);
+                if (configAfterIter) {
+                    awaitIterables(shouldQuit);
                 }
-                transferred.addAndGet(VfioStatePacket.HEADER_SIZE + b.data().length);
+                QemuFileReader r = QemuFileReader.of(cfg, idstr() + " config packet idx " + b.idx());
+                long tag = r.readBe64("VFIO config tag");
+                if (tag != DEV_CONFIG_STATE) {
+                    throw new MigrationException(Category.PROTOCOL, "VFIO device " + idstr() + ": config packet idx "
+                            + b.idx() + String.format(" starts with 0x%016x, expected DEV_CONFIG_STATE", tag));
+                }
+                loadConfig(r);
+                return;
             }
         }
 
@@ -806,6 +815,7 @@ public final class VfioMigration {
                 m.put("late-arrivals", s.lateArrivals());
                 m.put("max-displacement", s.maxDisplacement());
                 m.put("peak-queued-bytes", s.peakQueuedBytes());
+                m.put("peak-reserved-bytes", s.peakReservedBytes());
                 m.put("buffers-loaded", s.taken());
             }
             return m;
@@ -822,7 +832,8 @@ public final class VfioMigration {
                 m.put("late-arrivals", s.lateArrivals());
                 m.put("max-displacement", s.maxDisplacement());
                 m.put("peak-queued-bytes", s.peakQueuedBytes());
-                buffers.abort("load cleanup");
+                m.put("peak-reserved-bytes", s.peakReservedBytes());
+                buffers.abort("load cleanup"); // frees the buffers' arena on every path
             }
             lastStats = m;
             iterLock.lock();

@@ -2,7 +2,6 @@ package io.jmigrate.vfio;
 
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.savevm.SectionType;
 import io.jmigrate.stream.QemuFileReader;
 
@@ -11,7 +10,7 @@ import java.util.Map;
 
 /**
  * Decodes the main-channel bodies of one VFIO device's sections (PROTOCOL.md §4.1) for
- * {@code jmigrate analyze}: the be64 markers, the DEV_DATA_STATE chunk sizes (the opaque device
+ * {@code jmigrate analyze}, on the tag walk the loader shares ({@link VfioMarkerWalk}): the be64 markers, the DEV_DATA_STATE chunk sizes (the opaque device
  * data is skipped), and the config VMState. One decoder per device accumulates over all its
  * sections; {@link #summary()} is its entry in the analyzer's state output.
  *
@@ -46,20 +45,7 @@ public final class VfioSectionDecoder {
     }
 
     public static String markerName(long tag) {
-        if (tag == VfioMigration.END_OF_STATE) {
-            return "END_OF_STATE";
-        } else if (tag == VfioMigration.DEV_CONFIG_STATE) {
-            return "DEV_CONFIG_STATE";
-        } else if (tag == VfioMigration.DEV_SETUP_STATE) {
-            return "DEV_SETUP_STATE";
-        } else if (tag == VfioMigration.DEV_DATA_STATE) {
-            return "DEV_DATA_STATE";
-        } else if (tag == VfioMigration.DEV_INIT_DATA_SENT) {
-            return "DEV_INIT_DATA_SENT";
-        } else if (tag == VfioMigration.DEV_CONFIG_LOAD_READY) {
-            return "DEV_CONFIG_LOAD_READY";
-        }
-        return null;
+        return VfioMarkerWalk.markerName(tag);
     }
 
     /** Reads one section body of {@code type}, up to (not including) its footer. */
@@ -68,21 +54,14 @@ public final class VfioSectionDecoder {
         if (type == SectionType.END) {
             sawEnd = true;
         }
-        while (true) {
-            long at = r.position();
-            long tag = r.readBe64(where + ": VFIO marker");
-            String name = markerName(tag);
-            if (name == null) {
-                throw r.fail(Category.PROTOCOL, at, where + String.format(": unknown VFIO marker 0x%016x", tag)
-                        + " (expected one of 0xffffffffef100001..6)");
+        VfioMarkerWalk.section(r, type, where, new VfioMarkerWalk.Visitor() {
+            @Override
+            public void marker(long tag, long at) {
+                markers.merge(markerName(tag), 1L, Long::sum);
             }
-            markers.merge(name, 1L, Long::sum);
-            if (tag == VfioMigration.DEV_DATA_STATE) {
-                long size = r.readBe64(where + ": DEV_DATA_STATE size");
-                if (size < 0) {
-                    throw r.fail(Category.PROTOCOL, at + 8, where + ": DEV_DATA_STATE size "
-                            + Long.toUnsignedString(size) + " is too large");
-                }
+
+            @Override
+            public void data(QemuFileReader r, long size) {
                 r.skip(size, where + ": " + size + " bytes of VFIO device data");
                 if (type == SectionType.END) {
                     stopCopyChunks++;
@@ -91,29 +70,18 @@ public final class VfioSectionDecoder {
                     precopyChunks++;
                     precopyBytes += size;
                 }
-                continue;
             }
-            if (tag == VfioMigration.DEV_CONFIG_STATE) {
-                long vat = r.position();
-                byte[] cfg = VfioConfigVmsd.load(r);
-                configSize = cfg.length;
-                long eat = r.position();
-                long end = r.readBe64(where + ": end of config");
-                if (end != VfioMigration.END_OF_STATE) {
-                    throw r.fail(Category.PROTOCOL, eat, where + String.format(": config VMState (at byte offset %d) "
-                            + "followed by 0x%016x, expected END_OF_STATE", vat, end));
-                }
-                markers.merge("END_OF_STATE", 1L, Long::sum);
-                return;
+
+            @Override
+            public void config(byte[] config, long at) {
+                configSize = config.length;
             }
-            if (tag == VfioMigration.DEV_SETUP_STATE) {
-                continue;
-            }
-            if (tag == VfioMigration.DEV_CONFIG_LOAD_READY) {
+
+            @Override
+            public void loadReady(QemuFileReader r, long at) {
                 loadReady = true;
             }
-            return;
-        }
+        });
     }
 
     public ObjectNode summary() {

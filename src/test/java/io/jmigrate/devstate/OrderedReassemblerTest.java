@@ -4,6 +4,7 @@ import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -28,6 +29,19 @@ class OrderedReassemblerTest {
         return ByteBuffer.wrap(b);
     }
 
+    private static byte[] bytesOf(OrderedReassembler.Buffer b) {
+        return b.data().toArray(ValueLayout.JAVA_BYTE);
+    }
+
+    /** Takes the next buffer, reports it written and released, and returns its bytes. */
+    private static byte[] takeAll(OrderedReassembler r) {
+        OrderedReassembler.Buffer b = r.take();
+        byte[] d = bytesOf(b);
+        r.written(d.length);
+        r.release(b);
+        return d;
+    }
+
     @Test
     void takesInIndexOrderWhateverTheArrivalOrder() {
         OrderedReassembler r = new OrderedReassembler("vf0/vfio", Long.MAX_VALUE, null);
@@ -37,13 +51,18 @@ class OrderedReassemblerTest {
         r.put(1, bytes(2, 1), false);
         List<OrderedReassembler.Buffer> got = new ArrayList<>();
         OrderedReassembler.Buffer b;
+        List<Byte> first = new ArrayList<>();
         do {
             b = r.take();
             got.add(b);
-            r.written(b.data().length);
+            first.add(bytesOf(b)[0]);
+            r.written(b.length());
+            r.release(b);
         } while (!b.last());
         assertThat(got).extracting(OrderedReassembler.Buffer::idx).containsExactly(0L, 1L, 2L, 3L);
-        assertThat(got).extracting(x -> x.data()[0]).containsExactly((byte) 0, (byte) 1, (byte) 2, (byte) 9);
+        assertThat(first).containsExactly((byte) 0, (byte) 1, (byte) 2, (byte) 9);
+        assertThat(r.closed()).as("the last release frees the arena").isTrue();
+        assertThat(r.reservedBytes()).isZero();
         OrderedReassembler.Stats s = r.stats();
         assertThat(s.received()).isEqualTo(4);
         assertThat(s.receivedBytes()).isEqualTo(8);
@@ -62,7 +81,7 @@ class OrderedReassemblerTest {
         r.put(0, src, true);
         assertThat(src.remaining()).isEqualTo(4);
         src.put(0, (byte) 77);
-        assertThat(r.take().data()).containsExactly(5, 5, 5, 5);
+        assertThat(takeAll(r)).containsExactly(5, 5, 5, 5);
     }
 
     @Test
@@ -71,7 +90,7 @@ class OrderedReassemblerTest {
         r.put(1, bytes(1, 1), false);
         expect(() -> r.put(1, bytes(1, 1), false), Category.PROTOCOL, "device vf1/vfio: state buffer 1 already filled");
         r.put(0, bytes(1, 0), false);
-        r.take();
+        takeAll(r);
         expect(() -> r.put(0, bytes(1, 0), false), Category.PROTOCOL, "state buffer 0 already filled");
     }
 
@@ -98,7 +117,8 @@ class OrderedReassemblerTest {
                 "device vf4/vfio: queuing state buffer 2 (1 bytes, 10 queued) would exceed the size max of 10");
         OrderedReassembler.Buffer b = r.take();
         expect(() -> r.put(2, bytes(1, 0), false), Category.LIMIT, "state buffer 2");
-        r.written(b.data().length);
+        r.written(b.length());
+        r.release(b);
         r.put(2, bytes(4, 0), true);
         assertThat(r.stats().peakQueuedBytes()).isEqualTo(10);
     }
@@ -133,7 +153,7 @@ class OrderedReassemblerTest {
         AtomicBoolean quit = new AtomicBoolean();
         OrderedReassembler r = new OrderedReassembler("vf6/vfio", Long.MAX_VALUE, quit::get);
         r.put(0, bytes(1, 0), false);
-        r.take();
+        takeAll(r);
         quit.set(true);
         r.put(1, bytes(1, 0), false);
         expect(r::take, Category.CANCELLED, "operation cancelled while waiting for state buffer 1");
@@ -163,8 +183,9 @@ class OrderedReassemblerTest {
             for (int i = 0; i < n; i++) {
                 OrderedReassembler.Buffer b = r.take();
                 assertThat(b.idx()).isEqualTo(expected);
-                assertThat(ByteBuffer.wrap(b.data()).getLong()).isEqualTo(expected * 31);
-                r.written(b.data().length);
+                assertThat(b.byteBuffer().getLong()).isEqualTo(expected * 31);
+                r.written(b.length());
+                r.release(b);
                 expected++;
             }
             for (Future<?> f : fs) {
@@ -173,6 +194,62 @@ class OrderedReassemblerTest {
         }
         assertThat(r.stats().received()).isEqualTo(n);
         assertThat(r.stats().lateArrivals()).isPositive();
+    }
+
+    @Test
+    void buffersAreOffHeapAndTheirSegmentsAreReused() {
+        OrderedReassembler r = new OrderedReassembler("vf8/vfio", Long.MAX_VALUE, null);
+        for (int i = 0; i < 100; i++) {
+            r.put(i, bytes(1 << 20, i), false);
+            OrderedReassembler.Buffer b = r.take();
+            assertThat(b.data().isNative()).isTrue();
+            assertThat(b.byteBuffer().isDirect()).isTrue();
+            assertThat(b.data().get(ValueLayout.JAVA_BYTE, (1 << 20) - 1)).isEqualTo((byte) i);
+            r.written(b.length());
+            r.release(b);
+        }
+        assertThat(r.stats().peakReservedBytes()).as("one 1 MiB segment, recycled").isEqualTo(1 << 20);
+        r.put(100, bytes(3000, 7), true);
+        assertThat(r.reservedBytes()).isEqualTo((1 << 20) + 4096);
+        assertThat(takeAll(r)).hasSize(3000).containsOnly(7);
+        assertThat(r.closed()).isTrue();
+        assertThat(r.reservedBytes()).isZero();
+    }
+
+    @Test
+    void abortFreesTheArenaOnceTheLoaderReleasesItsBuffer() {
+        OrderedReassembler r = new OrderedReassembler("vf9/vfio", Long.MAX_VALUE, null);
+        r.put(0, bytes(100, 1), false);
+        r.put(2, bytes(100, 2), false);
+        OrderedReassembler.Buffer b = r.take();
+        r.abort("load cleanup");
+        assertThat(r.closed()).as("the loader still writes buffer 0").isFalse();
+        assertThat(b.data().get(ValueLayout.JAVA_BYTE, 99)).isEqualTo((byte) 1);
+        r.release(b);
+        assertThat(r.closed()).isTrue();
+        assertThat(r.reservedBytes()).isZero();
+        expect(() -> r.put(1, bytes(1, 0), false), Category.CANCELLED, "after the load was cancelled");
+        OrderedReassembler idle = new OrderedReassembler("vf10/vfio", Long.MAX_VALUE, null);
+        idle.put(3, bytes(10, 0), false);
+        idle.abort("error");
+        assertThat(idle.closed()).isTrue();
+        assertThat(idle.reservedBytes()).isZero();
+    }
+
+    @Test
+    void tinyBuffersCannotGrowTheReserveBeyondTwiceTheCapPlusSlack() {
+        OrderedReassembler r = new OrderedReassembler("vf11/vfio", 4096, null);
+        long limit = 2 * 4096 + OrderedReassembler.RESERVE_SLACK;
+        int fit = (int) (limit / OrderedReassembler.MIN_CLASS);
+        for (int i = 1; i <= fit; i++) {
+            r.put(i, bytes(1, 0), false); // 1 data byte each, in a segment of 64 bytes
+        }
+        assertThat(r.reservedBytes()).isEqualTo(limit);
+        expect(() -> r.put(fit + 1, bytes(1, 0), false), Category.LIMIT,
+                "device vf11/vfio: state buffer " + (fit + 1) + " (1 bytes) needs 64 bytes of buffer space, but "
+                        + limit + " are already reserved and at most " + limit + " may be");
+        r.abort("error");
+        assertThat(r.reservedBytes()).isZero();
     }
 
     private static void expect(Runnable r, Category c, String message) {

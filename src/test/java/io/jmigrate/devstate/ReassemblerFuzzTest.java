@@ -10,8 +10,8 @@ import java.nio.ByteBuffer;
  * Hostile device-state buffers: the input is a sequence of (idx, last, length) puts with takes
  * in between, as multifd receive threads and a device's load thread would issue them, against a
  * 64 KiB queue cap. Puts must either be stored or refused with a {@link MigrationException};
- * takes must come out in index order, never past a {@code last}, and queued bytes must never
- * exceed the cap. Seeds: src/test/resources/io/jmigrate/devstate/ReassemblerFuzzTestInputs.
+ * takes must come out in index order, never past a {@code last}, queued bytes must never
+ * exceed the cap nor the off-heap reserve twice the cap plus its slack, and abort frees it. Seeds: src/test/resources/io/jmigrate/devstate/ReassemblerFuzzTestInputs.
  */
 class ReassemblerFuzzTest {
     static final long CAP = 64 << 10;
@@ -46,12 +46,20 @@ class ReassemblerFuzzTest {
                 stored.remove(expect);
                 expect++;
                 lastTaken = b.last();
-                r.written(b.data().length);
+                r.written(b.length());
+                r.release(b);
             }
             if (r.stats().peakQueuedBytes() > CAP) {
                 throw new AssertionError("queued " + r.stats().peakQueuedBytes() + " bytes > cap " + CAP);
             }
+            if (r.stats().peakReservedBytes() > 2 * CAP + OrderedReassembler.RESERVE_SLACK) {
+                throw new AssertionError("reserved " + r.stats().peakReservedBytes() + " bytes > twice the cap " + CAP
+                        + " plus the slack");
+            }
         }
         r.abort("done");
+        if (r.reservedBytes() != 0 || !r.closed()) {
+            throw new AssertionError("the buffers' arena was not freed by abort: " + r.reservedBytes() + " bytes");
+        }
     }
 }

@@ -23,8 +23,12 @@ import static org.assertj.core.api.Assertions.assertThat;
  *
  * <pre>
  * mvn -B verify -Dtest=NONE -Dsurefire.failIfNoSpecifiedTests=false -Dit.test=VfioDowntimeBenchIT \
- *     -Dvfio.bench=true [-Dvfio.bench.runs=5] [-Dvfio.bench.size=128M] [-Dvfio.bench.rate=512M]
+ *     -Dvfio.bench=true [-Dvfio.bench.runs=5] [-Dvfio.bench.size=128M] [-Dvfio.bench.rate=512M] \
+ *     [-Dvfio.bench.jfr=DIR]
  * </pre>
+ *
+ * With {@code vfio.bench.jfr} both VM processes of every run record a JFR profile
+ * ({@code settings=profile}) to {@code DIR/<s|d><mode><run>.jfr}.
  *
  * Prints each run's source-side downtime (query-migrate {@code downtime}, with return-path, so
  * up to the destination's SHUT) and its phases, then the median of each mode and their ratio.
@@ -34,6 +38,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 class VfioDowntimeBenchIT {
     static final String SIZE = System.getProperty("vfio.bench.size", "128M");
     static final String RATE = System.getProperty("vfio.bench.rate", "512M");
+    static final String JFR = System.getProperty("vfio.bench.jfr", "");
+
+    static List<String> jvm(String name) {
+        return JFR.isEmpty() ? List.of() : List.of("-XX:StartFlightRecording=settings=profile,filename="
+                + Path.of(JFR).resolve(name + ".jfr").toAbsolutePath());
+    }
 
     @TempDir
     Path dir;
@@ -67,10 +77,10 @@ class VfioDowntimeBenchIT {
         for (int run = 0; run < runs; run++) {
             for (String mode : new String[] {"auto", "off"}) {
                 String tag = mode + run;
-                // the destination queues device-state buffers on the heap until its load threads
-                // write them (no cap by default, as QEMU): give it room beyond the ITs' 96 MiB
-                try (VmProcess s = VmProcess.start(dir, "s" + tag, vm(mode));
-                     VmProcess d = VmProcess.start(dir, "d" + tag, List.of("-Xmx1g"), vm(mode, "--incoming", "defer"))) {
+                // the destination queues device-state buffers off-heap until its load threads
+                // write them (no cap by default, as QEMU): the ITs' 96 MiB heap is enough
+                try (VmProcess s = VmProcess.start(dir, "s" + tag, jvm("s" + tag), vm(mode));
+                     VmProcess d = VmProcess.start(dir, "d" + tag, jvm("d" + tag), vm(mode, "--incoming", "defer"))) {
                     caps(s);
                     caps(d);
                     String uri = "unix:" + dir.resolve(tag + ".sock");

@@ -135,17 +135,30 @@ class MultifdSocketTest {
                 }
                 p.tx().flushAndSync();
             }
-            // device state from two threads while RAM is idle
+            // device state from two threads while RAM is idle: dev0 queues copies, dev1 hands its
+            // direct buffers over and refills the spares it gets back
             ExecutorService savers = Executors.newFixedThreadPool(2);
             List<Future<?>> fs = new ArrayList<>();
             for (int t = 0; t < 2; t++) {
                 int dev0 = t;
                 fs.add(savers.submit(() -> {
+                    ByteBuffer spare = null;
                     for (int i = 0; i < 20; i++) {
-                        ByteBuffer buf = ByteBuffer.allocate(12 + 1000 * (i + 1)).order(ByteOrder.BIG_ENDIAN);
-                        buf.putInt(0, i);
-                        p.tx().queueDeviceState("dev" + dev0 + "/vfio", dev0, buf);
+                        int len = 12 + 1000 * (i + 1);
+                        if (dev0 == 0) {
+                            ByteBuffer buf = ByteBuffer.allocate(len).order(ByteOrder.BIG_ENDIAN);
+                            buf.putInt(0, i);
+                            p.tx().queueDeviceState("dev" + dev0 + "/vfio", dev0, buf);
+                            continue;
+                        }
+                        ByteBuffer buf = spare != null && spare.capacity() >= len ? spare : ByteBuffer.allocateDirect(len);
+                        buf.clear().limit(len);
+                        for (int j = 0; j < len; j++) {
+                            buf.put(j, (byte) i);
+                        }
+                        spare = p.tx().queueDeviceStateOwned("dev" + dev0 + "/vfio", dev0, buf);
                     }
+                    return null;
                 }));
             }
             for (Future<?> f : fs) {
@@ -168,6 +181,10 @@ class MultifdSocketTest {
             assertThat(devState.get("dev0/vfio#0")).hasSize(20);
             assertThat(devState.get("dev1/vfio#1")).extracting(b -> b.length).containsExactlyInAnyOrderElementsOf(
                     java.util.stream.IntStream.range(0, 20).map(i -> 12 + 1000 * (i + 1)).boxed().toList());
+            for (byte[] b : devState.get("dev1/vfio#1")) {
+                int i = (b.length - 12) / 1000 - 1;
+                assertThat(b).as("handed-over packet %d arrives as it was filled", i).containsOnly((byte) i);
+            }
             List<ChannelStats> tx = p.tx().stats();
             List<ChannelStats> rx = p.rx().stats();
             long pages = (1024 + 200) * rounds;

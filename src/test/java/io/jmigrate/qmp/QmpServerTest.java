@@ -180,6 +180,15 @@ class QmpServerTest {
             qmp.execute("migrate-set-capabilities", Map.of("capabilities",
                     List.of(Map.of("capability", "events", "state", true))));
             qmp.execute("migrate-set-parameters", Map.of("max-bandwidth", 4 << 20, "downtime-limit", 1));
+            // every page written first, so that the first pass alone holds 16 MiB (4 s at 4 MiB/s):
+            // RAM still zero (a vCPU thread not yet scheduled) migrates in milliseconds, and the
+            // migration would be over before it is queried and cancelled
+            long pages = vm.ramBlocks().getFirst().pages();
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+            while (vm.workload().pagesTouched() < pages) {
+                assertThat(System.nanoTime()).as("the guest writes all %d pages", pages).isLessThan(deadline);
+                Thread.sleep(10);
+            }
             qmp.execute("migrate", Map.of("uri", sock));
             assertError(qmp.call("migrate", Map.of("uri", sock)), "GenericError",
                     "There's a migration process in progress");
