@@ -474,36 +474,19 @@ public final class MultifdSender implements AutoCloseable {
             }
         }
 
+        /**
+         * One RAM packet and its pages. Kept small, with each per-page loop in a method of its
+         * own: C2 then compiles the loops as they get hot, and never has to compile (and
+         * on-stack-replace) this whole method around them in the middle of a migration, which
+         * took it seconds of compile time on a loaded 2-core machine (JFR, README Benchmarks).
+         */
         private void writeRam(MultifdPayload p) throws IOException {
             MultifdBlock block = p.block();
             int n = p.count();
-            long[] offs = p.offsets();
             int ps = cfg.pageSize();
-            int normal;
-            if (cfg.zeroPageDetection() == ZeroPageDetection.MULTIFD) {
-                // normal pages first, zero pages last (QEMU's multifd_send_zero_page_detect)
-                int front = 0;
-                int back = n;
-                MemorySegment mem = block.memory();
-                for (int i = 0; i < n; i++) {
-                    long off = offs[i];
-                    if (MemorySegment.mismatch(mem, off, off + ps, zeroPage, 0, ps) < 0) {
-                        sorted[--back] = off;
-                    } else {
-                        sorted[front++] = off;
-                    }
-                }
-                normal = front;
-                // zero pages were filled from the back: restore their queue order
-                for (int i = back, j = n - 1; i < j; i++, j--) {
-                    long t = sorted[i];
-                    sorted[i] = sorted[j];
-                    sorted[j] = t;
-                }
-            } else {
-                System.arraycopy(offs, 0, sorted, 0, n);
-                normal = n;
-            }
+            int normal = cfg.zeroPageDetection() == ZeroPageDetection.MULTIFD
+                    ? sortZeroPagesLast(block.memory(), p.offsets(), n, ps)
+                    : copyOffsets(p.offsets(), n);
             int zero = n - normal;
             java.nio.channels.FileChannel file = block.file();
             boolean sendfile = file != null && normal > 0 && cfg.compression() == MultifdCompression.NONE
@@ -512,24 +495,13 @@ public final class MultifdSender implements AutoCloseable {
             int size;
             if (sendfile) {
                 size = normal * ps;
+            } else if (normal > 0) {
+                k = preparePayload(block, normal);
+                size = codec.nextPacketSize();
             } else {
-                for (int i = 0; i < normal; i++) {
-                    pageBufs[i] = views.page(i, block, sorted[i]);
-                }
-                k = normal > 0 ? codec.prepare(pageBufs, normal, iov, 1) : 0;
-                size = normal > 0 ? codec.nextPacketSize() : 0;
+                size = 0;
             }
-            packet.reset(cfg.compression().flag())
-                    .pagesAlloc(cfg.pageCount())
-                    .normalPages(normal)
-                    .zeroPages(zero)
-                    .nextPacketSize(size)
-                    .packetNum(packetNum.getAndIncrement())
-                    .blockName(block.nameBytes());
-            for (int i = 0; i < n; i++) {
-                packet.offset(i, sorted[i]);
-            }
-            iov[0] = packet.buffer();
+            fillPacket(block, n, normal, zero, size);
             long written = ChannelIo.writeFully(transport, iov, 1 + k);
             for (int i = 0; i <= k; i++) {
                 iov[i] = null;
@@ -541,6 +513,60 @@ public final class MultifdSender implements AutoCloseable {
             packets++;
             normalPages += normal;
             zeroPages += zero;
+        }
+
+        /**
+         * Puts the normal pages of {@code offs[0..n)} first, in queue order, into {@link #sorted},
+         * and the zero pages last, in queue order (QEMU's multifd_send_zero_page_detect);
+         * returns the number of normal pages.
+         */
+        private int sortZeroPagesLast(MemorySegment mem, long[] offs, int n, int ps) {
+            int front = 0;
+            int back = n;
+            for (int i = 0; i < n; i++) {
+                long off = offs[i];
+                if (MemorySegment.mismatch(mem, off, off + ps, zeroPage, 0, ps) < 0) {
+                    sorted[--back] = off;
+                } else {
+                    sorted[front++] = off;
+                }
+            }
+            // zero pages were filled from the back: restore their queue order
+            for (int i = back, j = n - 1; i < j; i++, j--) {
+                long t = sorted[i];
+                sorted[i] = sorted[j];
+                sorted[j] = t;
+            }
+            return front;
+        }
+
+        /** All pages are normal (no zero-page detection here): {@link #sorted} = {@code offs[0..n)}. */
+        private int copyOffsets(long[] offs, int n) {
+            System.arraycopy(offs, 0, sorted, 0, n);
+            return n;
+        }
+
+        /** The page views of the {@code normal} pages through the codec into {@link #iov} from 1; returns their count. */
+        private int preparePayload(MultifdBlock block, int normal) {
+            for (int i = 0; i < normal; i++) {
+                pageBufs[i] = views.page(i, block, sorted[i]);
+            }
+            return codec.prepare(pageBufs, normal, iov, 1);
+        }
+
+        /** The packet header for {@link #sorted}'s {@code n} pages, into {@link #iov}[0]. */
+        private void fillPacket(MultifdBlock block, int n, int normal, int zero, int size) {
+            packet.reset(cfg.compression().flag())
+                    .pagesAlloc(cfg.pageCount())
+                    .normalPages(normal)
+                    .zeroPages(zero)
+                    .nextPacketSize(size)
+                    .packetNum(packetNum.getAndIncrement())
+                    .blockName(block.nameBytes());
+            for (int i = 0; i < n; i++) {
+                packet.offset(i, sorted[i]);
+            }
+            iov[0] = packet.buffer();
         }
 
         /**

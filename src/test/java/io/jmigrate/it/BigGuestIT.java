@@ -30,6 +30,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 class BigGuestIT {
     static final long NEED_BYTES = 16L << 30;
     static final String WL = "dirty-rate=50,pattern=increment";
+    /** Start-up allowance of the source, which fills its 4 GiB before it serves QMP. */
+    static final Duration FILL_WITHIN = Duration.ofSeconds(180);
+    /** Reply limit of a digest query: 60 s plus 60 s per GiB hashed, as the throughput benchmark's. */
+    static final Duration DIGEST_REPLY = Duration.ofSeconds(60 + 60 * 4);
 
     @TempDir
     Path dir;
@@ -54,8 +58,9 @@ class BigGuestIT {
     @ParameterizedTest(name = "{0} multifd channels (0 = precopy)")
     @ValueSource(ints = {0, 4})
     void fourGibGuestMigratesLiveWithMatchingDigests(int channels) throws Exception {
-        try (VmProcess src = VmProcess.start(dir, "big-src", "-m", "4G", "-S", "--x-fill-random", "12",
-                "--workload", WL);
+        // the source fills 4 GiB with random bytes before it answers QMP: over 30 s at a load of 30
+        try (VmProcess src = VmProcess.start(dir, "big-src", FILL_WITHIN, List.of(), "-m", "4G", "-S",
+                "--x-fill-random", "12", "--workload", WL);
              VmProcess dst = VmProcess.start(dir, "big-dst", "-m", "4G", "--workload", WL, "--incoming", "defer")) {
             if (channels > 0) {
                 for (VmProcess v : List.of(src, dst)) {
@@ -77,6 +82,11 @@ class BigGuestIT {
             assertThat(info.path("ram").path("total").asLong()).isEqualTo(4L << 30);
             // incompressible: nearly every page went as a normal page
             assertThat(info.path("ram").path("normal").asLong()).isGreaterThan((4L << 30) / 4096 * 9 / 10);
+            // SHA-256 of 4 GiB on each side: over 30 s (QmpClient's default reply limit) at the load
+            // averages of 20-40 this machine runs at; the same allowance as jmigrate bench throughput
+            for (VmProcess v : List.of(src, dst)) {
+                v.qmp.setTimeout(DIGEST_REPLY);
+            }
             String out = src.exec("x-jmigrate-query-digest").path("outgoing").asText();
             String in = dst.exec("x-jmigrate-query-digest").path("incoming").asText();
             assertThat(out).hasSize(64).isEqualTo(in);

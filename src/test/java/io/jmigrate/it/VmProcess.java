@@ -77,6 +77,16 @@ final class VmProcess implements AutoCloseable {
 
     /** As {@link #start(Path, String, String...)} with extra JVM options (e.g. a JFR recording). */
     static VmProcess start(Path dir, String name, List<String> jvmOptions, String... args) throws Exception {
+        return start(dir, name, Duration.ofSeconds(30), jvmOptions, args);
+    }
+
+    /**
+     * As {@link #start(Path, String, List, String...)}, allowing {@code startWithin} for the QMP
+     * socket and greeting (a VM that fills gigabytes of RAM before it serves QMP needs more than
+     * the default 30 s on a loaded machine).
+     */
+    static VmProcess start(Path dir, String name, Duration startWithin, List<String> jvmOptions, String... args)
+            throws Exception {
         Path qmp = dir.resolve(name + ".qmp");
         Path log = dir.resolve(name + ".log");
         List<String> cmd = new ArrayList<>(List.of(java(), "-Xmx96m", "-XX:+UseSerialGC"));
@@ -86,14 +96,15 @@ final class VmProcess implements AutoCloseable {
                 "--qmp", "unix:" + qmp, "--global", "migration.x-jmigrate-digest=on"));
         cmd.addAll(List.of(args));
         Process p = track(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start());
-        long deadline = System.currentTimeMillis() + 30_000;
+        long deadline = System.currentTimeMillis() + startWithin.toMillis();
         while (!Files.exists(qmp)) {
             if (!p.isAlive()) {
                 throw new AssertionError("vm " + name + " exited with " + p.exitValue() + ": " + Files.readString(log));
             }
             if (System.currentTimeMillis() > deadline) {
                 p.destroyForcibly();
-                throw new AssertionError("vm " + name + " did not open its QMP socket in 30 s: " + Files.readString(log));
+                throw new AssertionError("vm " + name + " did not open its QMP socket in "
+                        + startWithin.toSeconds() + " s: " + Files.readString(log));
             }
             Thread.sleep(50);
         }
