@@ -276,7 +276,10 @@ public final class ThroughputBench {
         while (true) {
             JsonNode info = p.exec("query-migrate", null);
             String s = info.path("status").asText();
-            if (s.equals("completed") || s.equals("failed") || s.equals("cancelled")) {
+            // QEMU's source reports "completed" a moment before it records total-time (0 until
+            // then), so a source's completion counts once total-time is there
+            boolean timed = !side.equals("source") || info.path("total-time").asLong() > 0;
+            if (s.equals("completed") && timed || s.equals("failed") || s.equals("cancelled")) {
                 return info;
             }
             if (System.nanoTime() > deadline) {
