@@ -4,6 +4,7 @@ import io.jmigrate.channel.MigrationUri;
 import io.jmigrate.channel.ChannelWatchdog;
 import io.jmigrate.channel.Transports;
 
+import io.jmigrate.common.Durations;
 import io.jmigrate.common.EventSink;
 import io.jmigrate.common.FirstError;
 import io.jmigrate.common.MigrationException;
@@ -15,12 +16,14 @@ import io.jmigrate.multifd.MultifdSender;
 import io.jmigrate.multifd.ZeroPageDetection;
 import io.jmigrate.ram.RamSaver;
 import io.jmigrate.ram.RamStats;
+import io.jmigrate.savevm.Command;
 import io.jmigrate.savevm.SaveStateRegistry;
 import io.jmigrate.savevm.SaveVmDriver;
 import io.jmigrate.savevm.SaveStateEntry;
 import io.jmigrate.devstate.DeviceThreadPool;
 import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SaveVmOptions;
+import io.jmigrate.savevm.StreamFraming;
 import io.jmigrate.stream.QemuFileWriter;
 
 import java.nio.ByteBuffer;
@@ -612,7 +615,7 @@ public final class OutgoingMigration implements Runnable {
         }
         int value = ++pings;
         long start = System.nanoTime();
-        io.jmigrate.savevm.StreamFraming.writeCommand(w, io.jmigrate.savevm.Command.ping(value));
+        StreamFraming.writeCommand(w, Command.ping(value));
         w.flush();
         long timeoutNanos = config.stallTimeout().toNanos();
         while (!rp.awaitPong(value, 50)) {
@@ -625,7 +628,7 @@ public final class OutgoingMigration implements Runnable {
             }
             if (System.nanoTime() - start > timeoutNanos) {
                 throw new MigrationException(Category.TIMEOUT, "the destination did not answer PING(" + value
-                        + ") on the return path within " + io.jmigrate.common.Durations.human(config.stallTimeout())
+                        + ") on the return path within " + Durations.human(config.stallTimeout())
                         + " before the switchover (x-jmigrate-stall-timeout)");
             }
         }
