@@ -176,7 +176,8 @@ class FaultMatrixIT {
                 if (fault != Fault.KILL_SOURCE) {
                     JsonNode s = source.awaitMigration(VmProcess::isFinal, Duration.ofSeconds(60));
                     assertThat(proxy.hasFired()).as("%s: the fault was never injected: %s", ctx, s).isTrue();
-                    assertThat(s.path("status").asText()).as("%s: source %s\n%s", ctx, s, logs(source, dst))
+                    assertThat(s.path("status").asText())
+                            .as("%s (fired at %s): source %s\n%s", ctx, proxy.firedAt(), s, logs(source, dst))
                             .isEqualTo("failed");
                     String why = s.path("error-desc").asText();
                     srcWhy = why;

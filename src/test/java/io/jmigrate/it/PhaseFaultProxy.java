@@ -160,7 +160,7 @@ final class PhaseFaultProxy implements AutoCloseable {
             dst = SocketChannel.open(destination);
             open.add(dst);
             Pair p = new Pair(src, dst, channel);
-            pairs.add(p);
+            register(p);
             forward(p, opening);
             Thread.ofPlatform().daemon().name("proxy-back-" + channel).start(() -> pumpBack(p));
             if (phase == Phase.SETUP && watches(channel)) {
@@ -186,25 +186,37 @@ final class PhaseFaultProxy implements AutoCloseable {
         }
         triggered = true;
         firedAt = where;
-        switch (action) {
-            case DROP -> {
-                for (Pair p : pairs) {
-                    if (p.channel == target) {
-                        closeQuietly(p.src);
-                        closeQuietly(p.dst);
-                    }
-                }
-            }
-            case STALL -> {
-                for (Pair p : pairs) {
-                    if (p.channel == target) {
-                        p.stalled = true;
-                    }
-                }
-            }
-            case FREEZE -> { }
+        for (Pair p : pairs) {
+            act(p);
         }
         fired.countDown();
+    }
+
+    /**
+     * Adds a connection. One whose handler ran late (the main channel's, under load, after the
+     * multifd channels had already carried the RAM packets that fire RAM_ITERATION) still gets
+     * the action if it is the target: without this the drop missed it and the migration completed.
+     */
+    private synchronized void register(Pair p) {
+        pairs.add(p);
+        if (triggered) {
+            act(p);
+        }
+    }
+
+    /** The action on one connection, if it is the target. */
+    private void act(Pair p) {
+        if (p.channel != target) {
+            return;
+        }
+        switch (action) {
+            case DROP -> {
+                closeQuietly(p.src);
+                closeQuietly(p.dst);
+            }
+            case STALL -> p.stalled = true;
+            case FREEZE -> { }
+        }
     }
 
     /** Before each forward: the frozen wait for release, a stalled connection waits for the end. */
