@@ -199,8 +199,8 @@ public final class IncomingMigration implements Runnable {
     }
 
     void cancel() {
-        cancelRequested = true;
         error.set(new MigrationException(Category.CANCELLED, "incoming migration cancelled"));
+        cancelRequested = true; // after the error: a thread that sees the flag finds it set
         listener.close();
         Transport.Connection c = connection;
         if (c != null) {

@@ -194,8 +194,9 @@ public final class OutgoingMigration implements Runnable {
         MigrationStatus cur = state.get();
         while (cur.isActive() && cur != MigrationStatus.CANCELLING) {
             if (state.cas(cur, MigrationStatus.CANCELLING)) {
-                cancelRequested = true;
+                // the error before the flag: a thread that sees the flag throws error.get()
                 error.set(new MigrationException(Category.CANCELLED, "migration cancelled by the user"));
+                cancelRequested = true;
                 Transport.Connection c = connection;
                 if (c != null) {
                     c.close();
