@@ -69,16 +69,13 @@ public final class TimelineChart {
         }
     }
 
-    /** The chart as an image. */
-    public static BufferedImage render(Timeline t) {
-        Font title = new Font(Font.SANS_SERIF, Font.BOLD, 18);
-        Font text = new Font(Font.SANS_SERIF, Font.PLAIN, 13);
-        Font small = new Font(Font.SANS_SERIF, Font.PLAIN, 11);
-        Font bold = new Font(Font.SANS_SERIF, Font.BOLD, 13);
-
-        long t0 = Math.min(0, t.startNs());
-        // the axis ends a little after the last span; markers much later than that (a destination
-        // that resumes seconds after it loaded) are listed at the right edge with their times
+    /**
+     * Where the time axis ends: a little after the last span, and never before the source's last
+     * phase (its phases all lie inside the downtime window, which channels closed ends). Markers
+     * much later than that (a destination that resumes seconds after it loaded) are not covered:
+     * they are listed at the right edge with their times.
+     */
+    static long axisEnd(Timeline t, long t0) {
         long spanEnd = t.lanes().stream().mapToLong(Timeline.Lane::lastEnd).max().orElse(Long.MIN_VALUE);
         long t1;
         if (spanEnd == Long.MIN_VALUE) {
@@ -88,7 +85,20 @@ public final class TimelineChart {
             t1 = Math.max(spanEnd, t.markers().stream().mapToLong(Timeline.Marker::atNs).filter(a -> a <= limit)
                     .max().orElse(spanEnd));
         }
-        t1 = Math.max(t1, t0 + 1_000_000);
+        t1 = Math.max(t1, t.markers().stream().filter(m -> m.side() == Timeline.Side.SOURCE)
+                .mapToLong(Timeline.Marker::atNs).max().orElse(t1));
+        return Math.max(t1, t0 + 1_000_000);
+    }
+
+    /** The chart as an image. */
+    public static BufferedImage render(Timeline t) {
+        Font title = new Font(Font.SANS_SERIF, Font.BOLD, 18);
+        Font text = new Font(Font.SANS_SERIF, Font.PLAIN, 13);
+        Font small = new Font(Font.SANS_SERIF, Font.PLAIN, 11);
+        Font bold = new Font(Font.SANS_SERIF, Font.BOLD, 13);
+
+        long t0 = Math.min(0, t.startNs());
+        long t1 = axisEnd(t, t0);
         final long axisEnd = t1;
         List<Timeline.Marker> offScale = t.markers().stream().filter(m -> m.atNs() > axisEnd)
                 .sorted(Comparator.comparingLong(Timeline.Marker::atNs)).toList();

@@ -68,6 +68,19 @@ class TimelineChartTest {
     }
 
     @Test
+    void theAxisReachesTheSourcesLastPhaseEvenWhenEveryLaneEndsEarlier() {
+        // an empty switchover: the device lanes end early, SHUT and channels closed come later
+        Timeline t = SampleTimelines.parallel(1, 2);
+        long end = 3 * t.endNs();
+        List<Timeline.Marker> ms = new java.util.ArrayList<>(t.markers());
+        ms.add(new Timeline.Marker("channels closed", end, Timeline.Side.SOURCE));
+        ms.add(new Timeline.Marker("destination resumed", 40 * end, Timeline.Side.DESTINATION));
+        Timeline late = new Timeline(t.title(), "", t.lanes(), ms);
+        assertThat(TimelineChart.axisEnd(late, 0)).isEqualTo(end);
+        assertThat(TimelineChart.axisEnd(t, 0)).isLessThan(end);
+    }
+
+    @Test
     void anEmptyTimelineStillRenders() throws Exception {
         Path png = OUT.resolve("timeline-empty.png");
         Files.createDirectories(OUT);
