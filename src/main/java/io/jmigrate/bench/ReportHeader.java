@@ -1,5 +1,7 @@
 package io.jmigrate.bench;
 
+import io.jmigrate.qmp.QmpSchema;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,8 +34,7 @@ public record ReportHeader(String title, Map<String, String> entries) {
         Map<String, String> e = new LinkedHashMap<>();
         e.put("date", ZonedDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm 'UTC'")));
         e.put("machine", machine());
-        String v = ReportHeader.class.getPackage().getImplementationVersion();
-        e.put("jmigrate", (v == null ? "dev" : v));
+        e.put("jmigrate", QmpSchema.jmigrateVersion());
         e.put("java", Runtime.version() + " (" + System.getProperty("java.vm.name") + ")");
         e.putAll(versions);
         e.putAll(parameters);

@@ -1,5 +1,6 @@
 package io.jmigrate.cli;
 
+import io.jmigrate.qmp.QmpSchema;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -38,8 +39,8 @@ public final class Main implements Runnable {
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            String v = Main.class.getPackage().getImplementationVersion();
-            return new String[] {"jmigrate " + (v == null ? "dev" : v) + " (Java " + Runtime.version() + ")"};
+            return new String[] {"jmigrate " + QmpSchema.jmigrateVersion() + " (Java "
+                    + Runtime.version() + ")"};
         }
     }
 }

@@ -168,7 +168,8 @@ public final class QmpSchema {
         return v;
     }
 
-    private static String jmigrateVersion() {
+    /** jmigrate's version: the jar manifest's, else its Maven descriptor's, else "dev" (run from classes). */
+    public static String jmigrateVersion() {
         String v = QmpSchema.class.getPackage().getImplementationVersion();
         if (v != null) {
             return v;
