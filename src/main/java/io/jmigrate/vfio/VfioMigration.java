@@ -145,8 +145,10 @@ public final class VfioMigration {
 
     /**
      * Test hook {@code x-test-corrupt-packet}: the next multifd save thread sends one bad
-     * {@link VfioStatePacket}: {@code duplicate} (idx 0 twice), {@code after-config} (a data
-     * packet after the config packet), {@code config-not-last} (the last data packet numbered
+     * {@link VfioStatePacket}: {@code duplicate} (idx 0 twice), {@code after-config} (the config
+     * packet as idx 1, then the first data chunk as idx 2 after it, and nothing more: with one
+     * channel the destination refuses idx 2 while its load thread still waits for idx 0, so the
+     * refusal cannot lose a race against the load completing), {@code config-not-last} (the last data packet numbered
      * above the config packet, sent before it), {@code version} (idx 0 with version 1), each
      * once; or valid packets in an order that makes out-of-order arrival certain:
      * {@code reverse} (the data packets queued last idx first, then the config; with more
@@ -475,6 +477,10 @@ public final class VfioMigration {
             int capacity = VfioStatePacket.HEADER_SIZE + bufferSize;
             ByteBuffer packet = ByteBuffer.allocateDirect(capacity);
             ByteBuffer held = null;
+            if ("after-config".equals(corrupt)) {
+                sendAfterConfig(out, fd, packet);
+                return;
+            }
             long idx = 0;
             while (true) {
                 abort.check("VFIO device " + idstr() + " save thread");
@@ -492,7 +498,7 @@ public final class VfioMigration {
                     send(out, held);
                     held = null;
                 }
-                if ("config-not-last".equals(corrupt) || "after-config".equals(corrupt)) {
+                if ("config-not-last".equals(corrupt)) {
                     held = ByteBuffer.allocate(packet.remaining()).put(packet.duplicate()).flip();
                     continue;
                 }
@@ -524,21 +530,30 @@ public final class VfioMigration {
             last.position(VfioStatePacket.HEADER_SIZE).put(cfg).flip();
             abort.check("VFIO device " + idstr() + " save thread");
             if (held != null) {
-                // test hook: the last data packet (idx n-1) is renumbered n, the config packet
-                // takes n-1; after-config sends the config first, config-not-last the data first
+                // test hook config-not-last: the last data packet (idx n-1) is renumbered n and
+                // sent first, the config packet takes n-1
                 new VfioStatePacket(idx, false).encode(held, 0);
                 new VfioStatePacket(idx - 1, true).encode(last, 0);
-                if ("after-config".equals(corrupt)) {
-                    send(out, last);
-                    send(out, held);
-                } else {
-                    send(out, held);
-                    send(out, last);
-                }
+                send(out, held);
+                send(out, last);
                 return;
             }
             new VfioStatePacket(idx, true).encode(last, 0);
             send(out, last);
+        }
+
+        /** Test hook after-config: the config packet as idx 1, then a data packet idx 2 (see setTestCorruptPacket). */
+        private void sendAfterConfig(DeviceStateOutput out, VfioDataFd fd, ByteBuffer packet) {
+            byte[] cfg = configBytes();
+            ByteBuffer last = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + cfg.length);
+            last.position(VfioStatePacket.HEADER_SIZE).put(cfg).flip();
+            new VfioStatePacket(1, true).encode(last, 0);
+            packet.clear().position(VfioStatePacket.HEADER_SIZE);
+            fd.read(packet); // the first chunk (the header record at least)
+            packet.flip();
+            new VfioStatePacket(2, false).encode(packet, 0);
+            send(out, last);
+            send(out, packet);
         }
 
         private void send(DeviceStateOutput out, ByteBuffer p) {
