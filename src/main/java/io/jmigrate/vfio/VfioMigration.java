@@ -148,8 +148,9 @@ public final class VfioMigration {
      * {@link VfioStatePacket}: {@code duplicate} (idx 0 twice), {@code after-config} (the config
      * packet as idx 1, then the first data chunk as idx 2 after it, and nothing more: with one
      * channel the destination refuses idx 2 while its load thread still waits for idx 0, so the
-     * refusal cannot lose a race against the load completing), {@code config-not-last} (the last data packet numbered
-     * above the config packet, sent before it), {@code version} (idx 0 with version 1), each
+     * refusal cannot lose a race against the load completing), {@code config-not-last} (the last
+     * data packet numbered above the config packet, sent before it), {@code version} (idx 0 with
+     * version 1), each
      * once; or valid packets in an order that makes out-of-order arrival certain:
      * {@code reverse} (the data packets queued last idx first, then the config; with more
      * packets than channels two share a channel, which keeps its order, so a lower idx arrives
@@ -542,7 +543,7 @@ public final class VfioMigration {
             send(out, last);
         }
 
-        /** Test hook after-config: the config packet as idx 1, then a data packet idx 2 (see setTestCorruptPacket). */
+        /** Test hook after-config: the config packet as idx 1, then data as idx 2 (see setTestCorruptPacket). */
         private void sendAfterConfig(DeviceStateOutput out, VfioDataFd fd, ByteBuffer packet) {
             byte[] cfg = configBytes();
             ByteBuffer last = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + cfg.length);
