@@ -150,11 +150,10 @@ public final class VfioMigration {
      * channel the destination refuses idx 2 while its load thread still waits for idx 0, so the
      * refusal cannot lose a race against the load completing), {@code config-not-last} (the last
      * data packet numbered above the config packet, sent before it), {@code version} (idx 0 with
-     * version 1), each
-     * once; or valid packets in an order that makes out-of-order arrival certain:
-     * {@code reverse} (the data packets queued last idx first, then the config; with more
-     * packets than channels two share a channel, which keeps its order, so a lower idx arrives
-     * after a higher one), kept until cleared. Empty clears.
+     * version 1), each once; or valid packets in an order that makes out-of-order arrival
+     * certain: {@code reverse} (the data packets queued last idx first, then the config; with
+     * more packets than channels two share a channel, which keeps its order, so a lower idx
+     * arrives after a higher one), kept until cleared. Empty clears.
      */
     public void setTestCorruptPacket(String mode) {
         if (mode != null && !mode.isEmpty() && !CORRUPTIONS.contains(mode)) {
