@@ -525,9 +525,7 @@ public final class VfioMigration {
                     send(out, reversed.get(i));
                 }
             }
-            byte[] cfg = configBytes();
-            ByteBuffer last = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + cfg.length);
-            last.position(VfioStatePacket.HEADER_SIZE).put(cfg).flip();
+            ByteBuffer last = configPacketBody();
             abort.check("VFIO device " + idstr() + " save thread");
             if (held != null) {
                 // test hook config-not-last: the last data packet (idx n-1) is renumbered n and
@@ -544,9 +542,7 @@ public final class VfioMigration {
 
         /** Test hook after-config: the config packet as idx 1, then data as idx 2 (see setTestCorruptPacket). */
         private void sendAfterConfig(DeviceStateOutput out, VfioDataFd fd, ByteBuffer packet) {
-            byte[] cfg = configBytes();
-            ByteBuffer last = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + cfg.length);
-            last.position(VfioStatePacket.HEADER_SIZE).put(cfg).flip();
+            ByteBuffer last = configPacketBody();
             new VfioStatePacket(1, true).encode(last, 0);
             packet.clear().position(VfioStatePacket.HEADER_SIZE);
             fd.read(packet); // the first chunk (the header record at least)
@@ -554,6 +550,13 @@ public final class VfioMigration {
             new VfioStatePacket(2, false).encode(packet, 0);
             send(out, last);
             send(out, packet);
+        }
+
+        /** The config packet with room for its header (written by the caller): the config state after it. */
+        private ByteBuffer configPacketBody() {
+            byte[] cfg = configBytes();
+            ByteBuffer last = ByteBuffer.allocate(VfioStatePacket.HEADER_SIZE + cfg.length);
+            return last.position(VfioStatePacket.HEADER_SIZE).put(cfg).flip();
         }
 
         private void send(DeviceStateOutput out, ByteBuffer p) {
