@@ -99,8 +99,7 @@ public final class TimelineChart {
 
         long t0 = Math.min(0, t.startNs());
         long t1 = axisEnd(t, t0);
-        final long axisEnd = t1;
-        List<Timeline.Marker> offScale = t.markers().stream().filter(m -> m.atNs() > axisEnd)
+        List<Timeline.Marker> offScale = t.markers().stream().filter(m -> m.atNs() > t1)
                 .sorted(Comparator.comparingLong(Timeline.Marker::atNs)).toList();
         long pad = Math.max(1, (t1 - t0) / 50);
         long from = t0 - pad;
