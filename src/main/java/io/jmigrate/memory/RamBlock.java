@@ -134,8 +134,13 @@ public final class RamBlock {
                 // extend sparse: writing the last byte makes the file long enough
                 ch.write(java.nio.ByteBuffer.wrap(new byte[] {0}), size - 1);
             }
-            MemorySegment seg = ch.map(shared ? FileChannel.MapMode.READ_WRITE : FileChannel.MapMode.PRIVATE,
+            MemorySegment mapped = ch.map(shared ? FileChannel.MapMode.READ_WRITE : FileChannel.MapMode.PRIVATE,
                     0, size, arena);
+            // The same class of segment as anonymous RAM (a native one, over the mapping, which
+            // the arena unmaps): the page loops then see one type whatever the backend, so code
+            // the JIT compiled for one backend (in the warm-up, or from the AOT cache's
+            // profiles) is not thrown away for another.
+            MemorySegment seg = MemorySegment.ofAddress(mapped.address()).reinterpret(size, arena, null);
             RamBlock b = new RamBlock(idstr, seg, pageSize, describe);
             if (shared) {
                 // share=on: the file is the guest's memory, so pages can be sent from it (sendfile);
