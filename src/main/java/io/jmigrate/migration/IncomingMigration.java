@@ -689,7 +689,7 @@ public final class IncomingMigration implements Runnable {
                     } else if (assigned < wanted) {
                         assigned++;
                         String name = ch.description() + " (multifd, TLS)";
-                        Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+                        channelThread("mig/dst/classify").start(() -> {
                             try {
                                 java.nio.channels.ByteChannel w = watched(ch, name);
                                 ChannelWatchdog.rename(w, "multifd channel " + rx.addChannel(w, name));
@@ -723,12 +723,23 @@ public final class IncomingMigration implements Runnable {
         }
     }
 
+    /**
+     * A platform thread for the set-up of one incoming connection (classify, TLS handshake,
+     * multifd init). Not a virtual thread: a blocking read on a virtual thread switches the
+     * socket to non-blocking mode for good, and then every read of the channel thread that
+     * later owns it that finds no data takes two more system calls (a read that fails with
+     * EAGAIN, then a poll) and a wake-up, for the whole migration.
+     */
+    private static Thread.Builder channelThread(String name) {
+        return Thread.ofPlatform().name(name).daemon(true);
+    }
+
     private java.util.concurrent.CompletableFuture<TlsChannel> startHandshake(IncomingListener.Accepted a,
                                                                              TlsContext tls,
                                                                              java.util.concurrent.Semaphore slots) {
         java.util.concurrent.CompletableFuture<TlsChannel> f = new java.util.concurrent.CompletableFuture<>();
         slots.acquireUninterruptibly();
-        Thread.ofVirtual().name("mig/dst/tls-handshake").start(() -> {
+        channelThread("mig/dst/tls-handshake").start(() -> {
             try {
                 f.complete(tls.handshake(a.channel(), a.description(), Transport.TLS_HANDSHAKE_TIMEOUT));
             } catch (Throwable t) {
@@ -810,7 +821,7 @@ public final class IncomingMigration implements Runnable {
      */
     private void classifyLater(IncomingListener.Accepted a, Duration timeout) {
         boolean late = setupDone;
-        Thread.ofVirtual().name("mig/dst/classify").start(() -> {
+        channelThread("mig/dst/classify").start(() -> {
             IncomingListener.Incoming in;
             try {
                 in = IncomingListener.classify(a, timeout);
