@@ -47,8 +47,12 @@ import java.util.function.LongSupplier;
  * </ul>
  */
 public final class ChannelWatchdog implements AutoCloseable {
-    /** The most bytes one underlying write call is given: progress is observed at least this often. */
-    public static final int SLICE = 256 << 10;
+    /**
+     * The most bytes one underlying write call is given: progress is observed at least this often.
+     * Larger than a multifd packet (512 KiB of pages and its header), so that a packet is one
+     * gathering write, as QEMU's: at 256 KiB every packet took three calls.
+     */
+    public static final int SLICE = 1 << 20;
     private static final long IDLE = Long.MIN_VALUE;
 
     /** What a watchdog watches: which direction of its channels is expected to make progress. */
