@@ -58,17 +58,22 @@ public sealed interface Engine {
             List<String> cmd = new ArrayList<>();
             cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
             cmd.add("--enable-native-access=ALL-UNNAMED");
-            // session-free ByteBuffer views of guest RAM (io.jmigrate.memory.SegmentWindows)
-            cmd.add("--add-opens");
-            cmd.add("java.base/java.nio=ALL-UNNAMED");
-            cmd.addAll(jvmArgs);
             Path code;
             try {
                 code = Path.of(Engine.class.getProtectionDomain().getCodeSource().getLocation().toURI());
             } catch (Exception e) {
                 code = null;
             }
-            if (code != null && Files.isRegularFile(code)) {
+            boolean jar = code != null && Files.isRegularFile(code);
+            if (!jar) {
+                // session-free ByteBuffer views of guest RAM (io.jmigrate.memory.SegmentWindows); the
+                // jar's manifest says it itself, and saying it again on the command line would make
+                // the JVM refuse the AOT cache, whose training run did not have it
+                cmd.add("--add-opens");
+                cmd.add("java.base/java.nio=ALL-UNNAMED");
+            }
+            cmd.addAll(jvmArgs);
+            if (jar) {
                 // the AOT cache bin/jmigrate built for this jar, if it is not older than the jar
                 Path aot = code.resolveSibling("jmigrate.aot");
                 try {
