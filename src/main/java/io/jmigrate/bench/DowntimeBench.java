@@ -335,6 +335,9 @@ public final class DowntimeBench {
             src.peer.exec("migrate-set-parameters", Map.of("max-bandwidth", MAX_BANDWIDTH, "downtime-limit",
                     config.downtimeLimitMs(), "avail-switchover-bandwidth", avail));
         }
+        for (Vm v : List.of(src, dst)) {
+            v.peer.awaitJitWarmUp(ThroughputBench.WARM_UP_TIMEOUT);
+        }
         String host = link == null ? "127.0.0.1" : dst.inSourceNs ? link.sourceAddress() : link.destinationAddress();
         dst.peer.exec("migrate-incoming", Map.of("uri", "tcp:" + host + ":0"));
         JsonNode listening = dst.peer.exec("query-migrate", null).path("socket-address");

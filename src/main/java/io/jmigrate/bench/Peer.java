@@ -77,6 +77,58 @@ final class Peer implements AutoCloseable {
         return q.path("major").asInt() + "." + q.path("minor").asInt() + "." + q.path("micro").asInt();
     }
 
+    /**
+     * Waits until a jmigrate VM's JIT warm-up ({@code x-jmigrate-query-jit-warm-up}) is no longer
+     * running, so that the measured migration neither competes with it nor compiles its loops as
+     * it runs, as in a VM that has been up for a while. Then resets the process's peak RSS, so
+     * that the peak the benchmark reports is the migration's, not the warm-up's scratch guests'.
+     * A QEMU peer (no such command) returns at once.
+     */
+    void awaitJitWarmUp(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            String st;
+            try {
+                st = exec("x-jmigrate-query-jit-warm-up", null).path("status").asText();
+            } catch (MigrationException e) {
+                return; // QEMU
+            }
+            if (!st.equals("running")) {
+                break;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new MigrationException(Category.TIMEOUT, name + ": its JIT warm-up still runs after "
+                        + timeout.toSeconds() + " s (see x-jmigrate-query-jit-warm-up)");
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new MigrationException(Category.CANCELLED, "interrupted while waiting for " + name);
+            }
+        }
+        try {
+            // "5": reset the peak resident set size (proc(5), /proc/PID/clear_refs)
+            Files.writeString(Path.of("/proc", Long.toString(process.pid()), "clear_refs"), "5");
+        } catch (IOException e) {
+            // not Linux, or not allowed: the peak then includes the warm-up
+        }
+    }
+
+    /** The JVM's first AOT cache error in the process's output (the cache was not used), or null. */
+    String aotCacheError() {
+        try {
+            for (String l : Files.readAllLines(log)) {
+                if (l.contains("[error][aot]")) {
+                    return l.substring(l.indexOf("[error][aot]") + 12).trim();
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // no log
+        }
+        return null;
+    }
+
     /** User + system CPU seconds the process has used so far ({@code /proc/PID/stat}), or -1. */
     double cpuSeconds() {
         try {

@@ -39,6 +39,9 @@ public final class ThroughputBench {
     private final ThroughputConfig config;
     private final List<Engine> engines;
     private final PrintStream progress;
+    /** A VM's JIT warm-up takes seconds; on a loaded machine it may take a minute. */
+    static final java.time.Duration WARM_UP_TIMEOUT = java.time.Duration.ofSeconds(180);
+    private boolean aotWarned;
 
     public ThroughputBench(ThroughputConfig config, List<Engine> engines, PrintStream progress) {
         if (engines.isEmpty()) {
@@ -216,6 +219,10 @@ public final class ThroughputBench {
                 }
             }
             src.exec("migrate-set-parameters", Map.of("max-bandwidth", config.maxBandwidth()));
+            for (Peer p : List.of(src, dst)) {
+                p.awaitJitWarmUp(WARM_UP_TIMEOUT);
+                warnAotCache(p);
+            }
             int port = freePort();
             String uri = "tcp:127.0.0.1:" + port;
             dst.exec("migrate-incoming", Map.of("uri", uri));
@@ -269,6 +276,15 @@ public final class ThroughputBench {
         double now = info.has("x-jmigrate-cpu-seconds") ? info.get("x-jmigrate-cpu-seconds").asDouble()
                 : p.cpuSeconds();
         return before < 0 || now < 0 ? -1 : now - before;
+    }
+
+    /** Says once if a jmigrate VM ran without the AOT cache it was given. */
+    private void warnAotCache(Peer p) {
+        String e = aotWarned ? null : p.aotCacheError();
+        if (e != null) {
+            aotWarned = true;
+            progress.println("warning: " + p.name + " did not use the AOT cache: " + e + " (see " + p.log + ")");
+        }
     }
 
     private JsonNode awaitFinal(Peer p, String side) {

@@ -5,7 +5,6 @@ import io.jmigrate.machine.MachineType;
 import io.jmigrate.machine.Vm;
 import io.jmigrate.machine.VmConfig;
 import io.jmigrate.memory.MemoryBackend;
-import io.jmigrate.memory.RamBlock;
 import io.jmigrate.migration.MigrationManager;
 import io.jmigrate.qmp.QmpClient;
 import io.jmigrate.qmp.QmpDispatcher;
@@ -13,7 +12,6 @@ import io.jmigrate.qmp.QmpServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -66,7 +64,7 @@ public final class AotTrainCommand implements Callable<Integer> {
         try (Vm src = new Vm(srcCfg, false); Vm dst = new Vm(dstCfg, true);
              QmpServer srcQmp = serve(src, srcSock, false); QmpServer dstQmp = serve(dst, dstSock, true);
              QmpClient s = QmpClient.connect("unix:" + srcSock); QmpClient d = QmpClient.connect("unix:" + dstSock)) {
-            fill(src.ramBlocks().getFirst());
+            io.jmigrate.machine.JitWarmUp.fill(src.ramBlocks().getFirst());
             for (QmpClient c : List.of(s, d)) {
                 c.execute("migrate-set-capabilities", Map.of("capabilities",
                         List.of(Map.of("capability", "x-jmigrate-digest", "state", true))));
@@ -106,18 +104,6 @@ public final class AotTrainCommand implements Callable<Integer> {
         }
         server.start();
         return server;
-    }
-
-    /** Incompressible bytes (xorshift), fast enough not to dominate the training. */
-    private static void fill(RamBlock b) {
-        long x = 0x9E3779B97F4A7C15L;
-        var seg = b.segment();
-        for (long off = 0; off < seg.byteSize(); off += 8) {
-            x ^= x << 13;
-            x ^= x >>> 7;
-            x ^= x << 17;
-            seg.set(ValueLayout.JAVA_LONG_UNALIGNED, off, x);
-        }
     }
 
     /** Waits for completion; returns total-time. */

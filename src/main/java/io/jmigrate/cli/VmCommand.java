@@ -83,8 +83,23 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
                     + "[,migration-events=on|off] (see the README's VFIO section)")
     java.util.List<String> devices = new java.util.ArrayList<>();
 
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--jit-warm-up", paramLabel = "on|off", defaultValue = "${sys:jmigrate.jit-warm-up:-on}",
+            description = "migrate a scratch guest inside this process in the background at start-up, so the "
+                    + "VM's first migration runs compiled loops (default on, or the system property "
+                    + "jmigrate.jit-warm-up; x-jmigrate-query-jit-warm-up)")
+    String jitWarmUp;
+
     @Override
     public Integer call() throws Exception {
+        boolean warmUp = switch (jitWarmUp) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--jit-warm-up must be on or off, not '" + jitWarmUp + "'");
+        };
         java.util.Map<String, String> globalMap = new java.util.LinkedHashMap<>();
         for (String g : globals) {
             io.jmigrate.machine.MigrationProperties.parseGlobal(g, globalMap);
@@ -113,6 +128,9 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
                     caps.add(java.util.Map.entry(io.jmigrate.migration.Capability.fromQmpName(c), on)));
             mm.setCapabilities(caps);
             dispatcher.set(new QmpDispatcher(vm, mm, quit::countDown));
+            if (warmUp) {
+                vm.setJitWarmUp(io.jmigrate.machine.JitWarmUp.start(mm::begun));
+            }
             server.start();
             System.err.printf("jmigrate vm '%s': machine %s, %d MiB RAM (%s), QMP on %s, state %s%n", cfg.name(),
                     cfg.machine().name(), cfg.memoryBytes() >> 20, vm.ramBlocks().getFirst().backing(),

@@ -46,6 +46,7 @@ public final class Vm implements MigrationSubject, AutoCloseable {
     /** {@code --object} and QMP {@code object-add} objects (TLS credentials, authz). */
     private final io.jmigrate.channel.TlsObjects objects = new io.jmigrate.channel.TlsObjects();
     private long runningNanos;
+    private volatile JitWarmUp jitWarmUp = JitWarmUp.off();
     private long runningSince = -1;
 
     public Vm(VmConfig config, boolean incoming) {
@@ -381,6 +382,15 @@ public final class Vm implements MigrationSubject, AutoCloseable {
             }
         }
         return m;
+    }
+
+    /** The process's JIT warm-up ({@code jmigrate vm --jit-warm-up}); off unless set. */
+    public JitWarmUp jitWarmUp() {
+        return jitWarmUp;
+    }
+
+    public void setJitWarmUp(JitWarmUp w) {
+        jitWarmUp = w;
     }
 
     @Override

@@ -125,6 +125,14 @@ public final class MigrationManager {
         }
     }
 
+    /**
+     * Whether this VM's own migration has begun: an outgoing one was started, or an incoming one
+     * got past listening.
+     */
+    public synchronized boolean begun() {
+        return outgoing != null || (incoming != null && incoming.state().get() != MigrationStatus.SETUP);
+    }
+
     public synchronized OutgoingMigration outgoing() {
         return outgoing;
     }

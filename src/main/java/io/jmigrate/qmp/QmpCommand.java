@@ -45,6 +45,8 @@ public sealed interface QmpCommand {
 
     record XJmigrateQueryWorkload() implements QmpCommand { }
 
+    record XJmigrateQueryJitWarmUp() implements QmpCommand { }
+
     /**
      * @param qomType tls-creds-x509, authz-simple or authz-list
      * @param props   the other arguments in keyval form (lists as {@code rules.N.key}, booleans on/off)

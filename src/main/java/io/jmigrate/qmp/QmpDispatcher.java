@@ -101,6 +101,7 @@ public final class QmpDispatcher {
                     yield Map.of();
                 }
                 case QmpCommand.XJmigrateQueryDigest c -> digests();
+                case QmpCommand.XJmigrateQueryJitWarmUp c -> vm.jitWarmUp().info();
                 case QmpCommand.XJmigrateQueryWorkload c -> workload();
             };
         } catch (MigrationException e) {

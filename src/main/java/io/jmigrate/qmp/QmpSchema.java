@@ -48,6 +48,8 @@ import java.util.function.Function;
  * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": "", "current": "cd34…", …}}
  *   (outgoing and incoming only after a migration with capability x-jmigrate-digest; "" otherwise)
  * → {"execute": "x-jmigrate-query-workload"}    ← {"return": {"enabled": true, "ok": true, …}}
+ * → {"execute": "x-jmigrate-query-jit-warm-up"} ← {"return": {"status": "done", "rounds": 8, "total-rounds": 8, "time": 2400}}
+ *   (status off, running, done, stopped (the VM's own migration began first) or failed, with error-desc)
  * events: MIGRATION {"status"}, MIGRATION_PASS {"pass"}, STOP {}, RESUME {},
  *   VFIO_MIGRATION {"device-id", "qom-path", "device-state"} (devices with migration-events=on)
  * </pre>
@@ -138,7 +140,9 @@ public final class QmpSchema {
             new Spec<>("x-jmigrate-query-digest", QmpCommand.XJmigrateQueryDigest.class, List.of(),
                     a -> new QmpCommand.XJmigrateQueryDigest()),
             new Spec<>("x-jmigrate-query-workload", QmpCommand.XJmigrateQueryWorkload.class, List.of(),
-                    a -> new QmpCommand.XJmigrateQueryWorkload()));
+                    a -> new QmpCommand.XJmigrateQueryWorkload()),
+            new Spec<>("x-jmigrate-query-jit-warm-up", QmpCommand.XJmigrateQueryJitWarmUp.class, List.of(),
+                    a -> new QmpCommand.XJmigrateQueryJitWarmUp()));
 
     /** The command names, in list order: the {@code query-commands} answer. */
     public static List<String> commandNames() {

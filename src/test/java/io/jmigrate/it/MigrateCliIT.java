@@ -45,4 +45,28 @@ class MigrateCliIT {
             assertThat(Files.readString(q)).contains("GenericError", "expected: string");
         }
     }
+
+    @Test
+    void jitWarmUpRunsInTheBackgroundAndTheVmMigratesAfterIt() throws Exception {
+        try (VmProcess src = VmProcess.start(dir, "src", "-m", "64M", "--jit-warm-up", "on");
+             VmProcess dst = VmProcess.start(dir, "dst", "-m", "64M", "--jit-warm-up", "on", "--incoming", "defer")) {
+            for (VmProcess v : java.util.List.of(src, dst)) {
+                String st;
+                while ((st = v.exec("x-jmigrate-query-jit-warm-up").path("status").asText())
+                        .equals("running")) {
+                    Thread.sleep(50);
+                }
+                assertThat(st).as(v.exec("x-jmigrate-query-jit-warm-up").toString()).isEqualTo("done");
+            }
+            Path out = dir.resolve("migrate.out");
+            int rc = VmProcess.run(out, "migrate", "--src", "unix:" + src.qmpPath, "--dst", "unix:" + dst.qmpPath,
+                    "--uri", "unix:" + dir.resolve("mig.sock"), "--capability", "multifd");
+            assertThat(rc).as(Files.readString(out)).isZero();
+            assertThat(Files.readString(out)).contains("(equal)");
+        }
+        Path bad = dir.resolve("bad.out");
+        assertThat(VmProcess.run(bad, "vm", "--qmp", "unix:" + dir.resolve("bad.qmp"), "--jit-warm-up", "maybe"))
+                .isNotZero();
+        assertThat(Files.readString(bad)).contains("--jit-warm-up must be on or off, not 'maybe'");
+    }
 }

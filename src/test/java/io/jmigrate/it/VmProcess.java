@@ -94,6 +94,10 @@ final class VmProcess implements AutoCloseable {
         // every test VM records digests (x-jmigrate-query-digest), also one that loads --incoming file: at once
         cmd.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(), "vm", "--name", name,
                 "--qmp", "unix:" + qmp, "--global", "migration.x-jmigrate-digest=on"));
+        if (java.util.Arrays.stream(args).noneMatch(a -> a.startsWith("--jit-warm-up"))) {
+            // test VMs migrate small guests and run many at once: no background warm-up competing
+            cmd.addAll(List.of("--jit-warm-up", "off"));
+        }
         cmd.addAll(List.of(args));
         Process p = track(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start());
         long deadline = System.currentTimeMillis() + startWithin.toMillis();
