@@ -129,7 +129,8 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             mm.setCapabilities(caps);
             dispatcher.set(new QmpDispatcher(vm, mm, quit::countDown));
             if (warmUp) {
-                vm.setJitWarmUp(io.jmigrate.machine.JitWarmUp.start(mm::begun));
+                vm.setJitWarmUp(io.jmigrate.machine.JitWarmUp.start(mm::begun, (dir, channels, n) ->
+                        TrainingMigration.run(dir, io.jmigrate.machine.JitWarmUp.ROUND_BYTES, channels, n, false)));
             }
             server.start();
             System.err.printf("jmigrate vm '%s': machine %s, %d MiB RAM (%s), QMP on %s, state %s%n", cfg.name(),

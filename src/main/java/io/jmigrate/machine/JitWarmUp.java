@@ -1,13 +1,6 @@
 package io.jmigrate.machine;
 
-import io.jmigrate.common.EventSink;
-import io.jmigrate.memory.MemoryBackend;
 import io.jmigrate.memory.RamBlock;
-import io.jmigrate.migration.Capability;
-import io.jmigrate.migration.IncomingMigration;
-import io.jmigrate.migration.MigrationManager;
-import io.jmigrate.migration.MigrationStatus;
-import io.jmigrate.migration.OutgoingMigration;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -15,16 +8,17 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.function.BooleanSupplier;
 
 /**
  * The JIT warm-up of a VM process ({@code jmigrate vm --jit-warm-up}): right after start-up, a
  * background thread migrates a small scratch guest between two scratch VMs inside this JVM, over
- * a UNIX socket, several times: precopy, then multifd with 2 and 4 channels. So the JIT has
+ * a UNIX socket and driven over QMP, several times: precopy, then multifd with 2 and 4 channels
+ * (the {@link Round} is the CLI's, the one the AOT cache's training run is made of). So the JIT has
  * compiled the send and receive loops of both sides (dirty scan, page records, zero-page check,
- * packet fill and validate, gathering writes, scattering reads) with C2 before the VM's first
+ * packet fill and validate, gathering writes, scattering reads, QMP's query-migrate) with C2
+ * before the VM's first
  * real migration, instead of compiling them during it. A fresh JVM compiles about 1 s of C2 work
  * in the first seconds of its first multifd migration; on a small machine that competes with the
  * channel threads. (The AOT cache holds classes and profiles, not compiled code, in JDK 25.)
@@ -54,30 +48,41 @@ public final class JitWarmUp {
         }
     }
 
+    /** One round: a migration of a scratch guest with {@code channels} multifd channels (0: precopy). */
+    @FunctionalInterface
+    public interface Round {
+        void run(Path dir, int channels, int n) throws Exception;
+    }
+
     private final BooleanSupplier busy;
+    private final Round round;
     private volatile Status status;
     private volatile int rounds;
     private volatile long startNanos;
     private volatile long endNanos;
     private volatile String error;
 
-    private JitWarmUp(Status status, BooleanSupplier busy) {
+    private JitWarmUp(Status status, BooleanSupplier busy, Round round) {
         this.status = status;
         this.busy = busy;
+        this.round = round;
     }
 
     /** No warm-up ({@code --jit-warm-up=off}). */
     public static JitWarmUp off() {
-        return new JitWarmUp(Status.OFF, () -> true);
+        return new JitWarmUp(Status.OFF, () -> true, null);
     }
 
     /**
      * Starts the warm-up on the daemon thread {@code mig/jit-warm-up}.
      *
-     * @param busy whether the VM's own migration has begun (the warm-up then stops)
+     * @param busy  whether the VM's own migration has begun (the warm-up then stops)
+     * @param round migrates a scratch guest of {@link #ROUND_BYTES} between two scratch VMs in
+     *              this JVM, in a directory of its own for sockets, and waits until both sides
+     *              are done with it
      */
-    public static JitWarmUp start(BooleanSupplier busy) {
-        JitWarmUp w = new JitWarmUp(Status.RUNNING, busy);
+    public static JitWarmUp start(BooleanSupplier busy, Round round) {
+        JitWarmUp w = new JitWarmUp(Status.RUNNING, busy, round);
         w.startNanos = System.nanoTime();
         Thread.ofPlatform().name("mig/jit-warm-up").daemon(true).start(w::run);
         return w;
@@ -113,9 +118,10 @@ public final class JitWarmUp {
                     finish(Status.STOPPED, null);
                     return;
                 }
-                migrate(dir, ROUND_BYTES, ROUNDS[i], i);
+                round.run(dir, ROUNDS[i], i);
                 rounds = i + 1;
             }
+            awaitCompilerQuiet();
             finish(Status.DONE, null);
         } catch (Exception | OutOfMemoryError e) {
             finish(Status.FAILED, "JIT warm-up round " + (rounds + 1) + " failed: " + e.getMessage());
@@ -128,49 +134,35 @@ public final class JitWarmUp {
         }
     }
 
+    /**
+     * Waits until the JIT has compiled what the rounds queued: its total compilation time stays
+     * the same for {@link #QUIET_MS} (at most {@link #QUIET_MAX_MS} in all). Reporting done while
+     * C2 still works through the queue would hand that work to the VM's first migration.
+     */
+    private void awaitCompilerQuiet() throws InterruptedException {
+        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        if (jit == null || !jit.isCompilationTimeMonitoringSupported()) {
+            return;
+        }
+        long deadline = System.nanoTime() + QUIET_MAX_MS * 1_000_000L;
+        long last = jit.getTotalCompilationTime();
+        while (System.nanoTime() < deadline && !busy.getAsBoolean()) {
+            Thread.sleep(QUIET_MS);
+            long now = jit.getTotalCompilationTime();
+            if (now == last) {
+                return;
+            }
+            last = now;
+        }
+    }
+
+    private static final long QUIET_MS = 100;
+    private static final long QUIET_MAX_MS = 10_000;
+
     private void finish(Status s, String err) {
         endNanos = System.nanoTime();
         error = err;
         status = s;
-    }
-
-    /**
-     * Migrates one scratch guest of {@code bytes} of incompressible RAM from one scratch VM to
-     * another over a UNIX socket in {@code dir}, and waits until both sides are done with it.
-     */
-    static void migrate(Path dir, long bytes, int channels, int n) throws Exception {
-        VmConfig srcCfg = new VmConfig("jit-warm-up-src", null, bytes, null, false, MachineType.NONE, true, null,
-                Map.of(), MemoryBackend.RAM);
-        VmConfig dstCfg = new VmConfig("jit-warm-up-dst", null, bytes, null, false, MachineType.NONE, true, null,
-                Map.of(), MemoryBackend.RAM);
-        try (Vm src = new Vm(srcCfg, false); Vm dst = new Vm(dstCfg, true)) {
-            fill(src.ramBlocks().getFirst());
-            MigrationManager s = new MigrationManager(src, EventSink.NONE);
-            MigrationManager d = new MigrationManager(dst, EventSink.NONE);
-            if (channels > 0) {
-                for (MigrationManager m : List.of(s, d)) {
-                    m.setCapabilities(List.of(Map.entry(Capability.MULTIFD, true)));
-                    m.setParameters(Map.of("multifd-channels", (long) channels));
-                }
-            }
-            s.setParameters(Map.of("max-bandwidth", 100_000_000_000L));
-            String uri = "unix:" + dir.resolve("mig" + n + ".sock");
-            IncomingMigration in = d.startIncoming(uri, false);
-            OutgoingMigration out = s.migrate(uri);
-            // both threads end (the destination after loading everything) before the VMs unmap RAM
-            if (!out.join(120_000) || !in.join(120_000)) {
-                s.cancel();
-                throw new IllegalStateException("scratch migration " + n + " did not end within 120 s");
-            }
-            MigrationStatus os = out.state().get();
-            MigrationStatus is = in.state().get();
-            if (os != MigrationStatus.COMPLETED || is != MigrationStatus.COMPLETED) {
-                String why = out.error() != null ? out.error().getMessage()
-                        : in.error() != null ? in.error().getMessage() : "";
-                throw new IllegalStateException("scratch migration " + n + " ended " + os.qmpName + " / "
-                        + is.qmpName + (why.isEmpty() ? "" : ": " + why));
-            }
-        }
     }
 
     /** Incompressible bytes (xorshift), fast enough not to dominate a round. */
