@@ -122,6 +122,9 @@ public final class JitWarmUp {
                 rounds = i + 1;
             }
             awaitCompilerQuiet();
+            // the rounds' garbage (scratch VMs, QMP's JSON) goes now, not in a young collection
+            // that the first real migration's allocations would trigger
+            System.gc();
             finish(Status.DONE, null);
         } catch (Exception | OutOfMemoryError e) {
             finish(Status.FAILED, "JIT warm-up round " + (rounds + 1) + " failed: " + e.getMessage());
