@@ -8,6 +8,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.BooleanSupplier;
 
@@ -26,7 +27,9 @@ import java.util.function.BooleanSupplier;
  * <p>The scratch guests are anonymous memory of {@link #ROUND_BYTES} each, unmapped after each
  * round, so the warm-up adds at most two of them to the process's resident memory. The rounds
  * are many small migrations rather than one large one: C2 compiles a method after a number of
- * calls, and the per-packet methods are called once per 512 KiB.
+ * calls, and the per-packet methods are called once per 512 KiB. After the first 8 rounds it
+ * asks the JVM which of the {@link #HOT} methods C2 has compiled, and runs more rounds (at most
+ * {@link #MAX_ROUNDS} in all) until it has compiled all of them.
  *
  * <p>It stops early, between rounds, when {@code busy} says the VM's own migration has begun,
  * and it never touches the VM's guest RAM or devices. Its state is QMP's
@@ -35,8 +38,26 @@ import java.util.function.BooleanSupplier;
 public final class JitWarmUp {
     /** Scratch guest RAM per round. */
     public static final long ROUND_BYTES = 64L << 20;
-    /** Multifd channels per round; 0 is precopy. */
+    /** Multifd channels of the first rounds; 0 is precopy. */
     private static final int[] ROUNDS = {0, 0, 2, 2, 4, 4, 4, 4};
+    /** Rounds at most: after the first ones, 4-channel and precopy rounds until {@link #HOT} are compiled. */
+    static final int MAX_ROUNDS = 32;
+
+    /**
+     * The methods that run once per page or per packet on either side, as HotSpot names them
+     * ({@code Compiler.codelist}): the warm-up goes on until C2 has compiled each of them. The
+     * per-packet ones are called once per 512 KiB, so a few rounds do not always get them there
+     * (JitWarmUpTest checks that each name still exists).
+     */
+    static final List<String> HOT = List.of(
+            "io.jmigrate.multifd.MultifdSender$SendChannel.writeRam(",
+            "io.jmigrate.multifd.MultifdSender$SendChannel.fillPacket(",
+            "io.jmigrate.multifd.MultifdReceiver$RecvChannel.readPacket(",
+            "io.jmigrate.multifd.RamPacket.validate(",
+            "io.jmigrate.ram.RamSaver.sendNextDirty(",
+            "io.jmigrate.ram.RamSectionReader.readSection(");
+    /** Those of {@link #HOT} that precopy runs (the rest are multifd's). */
+    private static final List<String> PRECOPY_HOT = HOT.subList(4, 6);
 
     public enum Status {
         OFF("off"), RUNNING("running"), DONE("done"), STOPPED("stopped"), FAILED("failed");
@@ -61,6 +82,7 @@ public final class JitWarmUp {
     private volatile long startNanos;
     private volatile long endNanos;
     private volatile String error;
+    private volatile boolean hotCompiled;
 
     private JitWarmUp(Status status, BooleanSupplier busy, Round round) {
         this.status = status;
@@ -99,7 +121,7 @@ public final class JitWarmUp {
         m.put("status", s.qmpName);
         if (s != Status.OFF) {
             m.put("rounds", rounds);
-            m.put("total-rounds", ROUNDS.length);
+            m.put("hot-methods-compiled", hotCompiled);
             long end = s == Status.RUNNING ? System.nanoTime() : endNanos;
             m.put("time", (end - startNanos) / 1_000_000);
         }
@@ -113,15 +135,28 @@ public final class JitWarmUp {
         Path dir = null;
         try {
             dir = Files.createTempDirectory("jmigrate-jit-warm-up");
-            for (int i = 0; i < ROUNDS.length; i++) {
+            for (int i = 0; i < MAX_ROUNDS; i++) {
+                int channels;
+                if (i < ROUNDS.length) {
+                    channels = ROUNDS[i];
+                } else {
+                    awaitCompilerQuiet();
+                    List<String> missing = notCompiled();
+                    hotCompiled = missing.isEmpty();
+                    if (hotCompiled) {
+                        break;
+                    }
+                    channels = PRECOPY_HOT.containsAll(missing) ? 0 : 4;
+                }
                 if (busy.getAsBoolean()) {
                     finish(Status.STOPPED, null);
                     return;
                 }
-                round.run(dir, ROUNDS[i], i);
+                round.run(dir, channels, i);
                 rounds = i + 1;
             }
             awaitCompilerQuiet();
+            hotCompiled = notCompiled().isEmpty();
             // the rounds' garbage (scratch VMs, QMP's JSON) goes now, not in a young collection
             // that the first real migration's allocations would trigger
             System.gc();
@@ -157,6 +192,34 @@ public final class JitWarmUp {
             }
             last = now;
         }
+    }
+
+    /**
+     * Those of {@link #HOT} that have no C2 code (level 4, in use) yet, from the JVM's
+     * {@code Compiler.codelist} diagnostic command; all of them if it cannot be asked.
+     */
+    static List<String> notCompiled() {
+        String list;
+        try {
+            javax.management.MBeanServer s = java.lang.management.ManagementFactory.getPlatformMBeanServer();
+            list = (String) s.invoke(new javax.management.ObjectName("com.sun.management:type=DiagnosticCommand"),
+                    "compilerCodelist", new Object[] {new String[0]}, new String[] {String[].class.getName()});
+        } catch (Exception | LinkageError e) {
+            return HOT;
+        }
+        java.util.Set<String> done = new java.util.HashSet<>();
+        for (String line : list.split("\n")) {
+            // "ID LEVEL STATE class.method(signature) [addresses]", state 0 = in use
+            String[] f = line.trim().split(" ", 4);
+            if (f.length == 4 && f[1].equals("4") && f[2].equals("0")) {
+                for (String h : HOT) {
+                    if (f[3].startsWith(h)) {
+                        done.add(h);
+                    }
+                }
+            }
+        }
+        return HOT.stream().filter(h -> !done.contains(h)).toList();
     }
 
     private static final long QUIET_MS = 100;

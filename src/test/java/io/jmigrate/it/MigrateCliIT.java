@@ -56,7 +56,10 @@ class MigrateCliIT {
                         .equals("running")) {
                     Thread.sleep(50);
                 }
-                assertThat(st).as(v.exec("x-jmigrate-query-jit-warm-up").toString()).isEqualTo("done");
+                var info = v.exec("x-jmigrate-query-jit-warm-up");
+                assertThat(st).as(info.toString()).isEqualTo("done");
+                assertThat(info.path("rounds").asInt()).as(info.toString()).isBetween(8, 32);
+                assertThat(info.has("hot-methods-compiled")).as(info.toString()).isTrue();
             }
             Path out = dir.resolve("migrate.out");
             int rc = VmProcess.run(out, "migrate", "--src", "unix:" + src.qmpPath, "--dst", "unix:" + dst.qmpPath,
