@@ -48,7 +48,7 @@ import java.util.function.Function;
  * → {"execute": "x-jmigrate-query-digest"}      ← {"return": {"outgoing": "ab12…", "incoming": "", "current": "cd34…", …}}
  *   (outgoing and incoming only after a migration with capability x-jmigrate-digest; "" otherwise)
  * → {"execute": "x-jmigrate-query-workload"}    ← {"return": {"enabled": true, "ok": true, …}}
- * → {"execute": "x-jmigrate-query-jit-warm-up"} ← {"return": {"status": "done", "rounds": 8, "total-rounds": 8, "time": 2400}}
+ * → {"execute": "x-jmigrate-query-jit-warm-up"} ← {"return": {"status": "done", "rounds": 13, "hot-methods-compiled": true, "time": 4100}}
  *   (status off, running, done, stopped (the VM's own migration began first) or failed, with error-desc)
  * events: MIGRATION {"status"}, MIGRATION_PASS {"pass"}, STOP {}, RESUME {},
  *   VFIO_MIGRATION {"device-id", "qom-path", "device-state"} (devices with migration-events=on)
