@@ -19,8 +19,7 @@ import java.util.function.BooleanSupplier;
  * (the {@link Round} is the CLI's, the one the AOT cache's training run is made of). So the JIT has
  * compiled the send and receive loops of both sides (dirty scan, page records, zero-page check,
  * packet fill and validate, gathering writes, scattering reads, QMP's query-migrate) with C2
- * before the VM's first
- * real migration, instead of compiling them during it. A fresh JVM compiles about 1 s of C2 work
+ * before the VM's first real migration, instead of compiling them during it. A fresh JVM compiles about 1 s of C2 work
  * in the first seconds of its first multifd migration; on a small machine that competes with the
  * channel threads. (The AOT cache holds classes and profiles, not compiled code, in JDK 25.)
  *
