@@ -134,7 +134,7 @@ public final class JitWarmUp {
         Path dir = null;
         try {
             dir = Files.createTempDirectory("jmigrate-jit-warm-up");
-            for (int i = 0; i < MAX_ROUNDS; i++) {
+            for (int i = 0; ; i++) {
                 int channels;
                 if (i < ROUNDS.length) {
                     channels = ROUNDS[i];
@@ -142,7 +142,7 @@ public final class JitWarmUp {
                     awaitCompilerQuiet();
                     List<String> missing = notCompiled();
                     hotCompiled = missing.isEmpty();
-                    if (hotCompiled) {
+                    if (hotCompiled || i == MAX_ROUNDS) {
                         break;
                     }
                     channels = PRECOPY_HOT.containsAll(missing) ? 0 : 4;
@@ -154,8 +154,6 @@ public final class JitWarmUp {
                 round.run(dir, channels, i);
                 rounds = i + 1;
             }
-            awaitCompilerQuiet();
-            hotCompiled = notCompiled().isEmpty();
             // the rounds' garbage (scratch VMs, QMP's JSON) goes now, not in a young collection
             // that the first real migration's allocations would trigger
             System.gc();
