@@ -25,9 +25,14 @@ public sealed interface Engine {
      */
     List<String> destinationCommand(String name, long ramBytes, Path qmpSocket, boolean prealloc);
 
-    /** What the destination's RAM is, in QEMU's terms, for the report. */
+    /**
+     * What the destination's RAM is, in QEMU's terms, for the report. QEMU advises all guest RAM
+     * for huge pages; jmigrate does where it preallocates (its default, {@code MemoryBackend}).
+     */
     static String destinationBackend(boolean prealloc) {
-        return "memory-backend-ram" + (prealloc ? ",prealloc=on" : " (faulted in lazily)");
+        return prealloc ? "memory-backend-ram,prealloc=on, transparent huge pages advised (both engines alike)"
+                : "memory-backend-ram faulted in lazily (both engines); QEMU advises transparent huge pages, "
+                + "jmigrate does not without prealloc";
     }
 
     /**

@@ -116,7 +116,7 @@ public final class ThroughputReport {
                     config.runs(), ThroughputConfig.MIN_RUNS));
         }
         sb.append(String.format(Locale.ROOT, "source RAM: memory-backend-file,share=on over the image in the work "
-                + "directory; destination RAM: %s (both engines alike)%n", Engine.destinationBackend(config.dstPrealloc())));
+                + "directory; destination RAM: %s%n", Engine.destinationBackend(config.dstPrealloc())));
         sb.append(String.format(Locale.ROOT, "%n%-14s %-8s %3s  %-28s  %-26s  %-9s %-9s %s%n", "engine", "mode", "ch",
                 "total time ms: median [range]", "GB/s: median [range]", "CPU s/GiB", "", "dst peak RSS"));
         sb.append(String.format(Locale.ROOT, "%-14s %-8s %3s  %-28s  %-26s  %-9s %-9s %s%n", "", "", "", "", "",

@@ -18,8 +18,11 @@ import java.nio.file.Path;
  * </ul>
  * Every kind takes {@code prealloc=on} (fault in every page before the VM starts, so a
  * destination pays no page faults during the migration) and {@code thp=on|off}
- * ({@code madvise(MADV_HUGEPAGE)} on the mapping, as QEMU does for guest RAM; off by default,
- * see the README's Benchmarks section for the measurement).
+ * ({@code madvise(MADV_HUGEPAGE)} on the mapping, as QEMU does for all guest RAM). Unless given,
+ * {@code thp} follows {@code prealloc}: preallocated RAM pays for huge pages (compaction) before
+ * the VM starts and copies into them faster afterwards, while RAM faulted in lazily would pay
+ * for them during the migration (the README's Benchmarks section has both measurements).
+ * {@code -Djmigrate.memory.thp-with-prealloc=off} keeps them off by default (for an A/B).
  *
  * @param kind     the backend kind
  * @param path     the file for {@link Kind#FILE}, else null
@@ -39,12 +42,12 @@ public record MemoryBackend(Kind kind, Path path, boolean share, boolean preallo
         }
     }
 
+    /** Whether {@code prealloc=on} without {@code thp=} advises huge pages (default yes). */
+    static final boolean THP_WITH_PREALLOC =
+            !"off".equals(System.getProperty("jmigrate.memory.thp-with-prealloc", "on"));
+
     public static MemoryBackend file(Path path, boolean share) {
         return new MemoryBackend(Kind.FILE, path, share, false, false);
-    }
-
-    public MemoryBackend withPrealloc(boolean on) {
-        return new MemoryBackend(kind, path, share, on, thp);
     }
 
     /**
@@ -57,7 +60,7 @@ public record MemoryBackend(Kind kind, Path path, boolean share, boolean preallo
         Path path = null;
         Boolean share = null;
         boolean prealloc = false;
-        boolean thp = false;
+        Boolean thp = null;
         String[] parts = spec.split(",");
         for (int i = 0; i < parts.length; i++) {
             String part = parts[i].trim();
@@ -84,7 +87,8 @@ public record MemoryBackend(Kind kind, Path path, boolean share, boolean preallo
             throw bad(spec, "share=on needs a file or memfd backend (ram is private anonymous memory)");
         }
         boolean sh = share != null ? share : kind == Kind.MEMFD;
-        return new MemoryBackend(kind, path, sh, prealloc, thp);
+        boolean hugePages = thp != null ? thp : prealloc && THP_WITH_PREALLOC;
+        return new MemoryBackend(kind, path, sh, prealloc, hugePages);
     }
 
     private static boolean onOff(String spec, String part) {
@@ -107,6 +111,6 @@ public record MemoryBackend(Kind kind, Path path, boolean share, boolean preallo
             case FILE -> "file=" + path + ",share=" + (share ? "on" : "off");
             case MEMFD -> "memfd,share=" + (share ? "on" : "off");
         };
-        return base + (prealloc ? ",prealloc=on" : "") + (thp ? ",thp=on" : "");
+        return base + (prealloc ? ",prealloc=on" : "") + (thp ? ",thp=on" : prealloc ? ",thp=off" : "");
     }
 }
