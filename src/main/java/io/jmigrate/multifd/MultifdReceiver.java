@@ -326,8 +326,6 @@ public final class MultifdReceiver implements AutoCloseable {
     private final class RecvChannel {
         final int id;
         final ReadableByteChannel transport;
-        /** Every read of the packets goes through this (the transport, with a packet's worth of read-ahead). */
-        final ReadAhead in;
         final String source;
         final String name;
         final Waits.Permits semSync;
@@ -352,7 +350,6 @@ public final class MultifdReceiver implements AutoCloseable {
         RecvChannel(int id, ReadableByteChannel transport, String source) {
             this.id = id;
             this.transport = transport;
-            this.in = new ReadAhead(transport, packet.length(), cfg.pageCount());
             this.source = source;
             this.name = "multifd channel " + id + " (" + source + ")";
             this.semSync = new Waits.Permits("the main channel's MULTIFD_FLUSH on " + name);
@@ -384,7 +381,7 @@ public final class MultifdReceiver implements AutoCloseable {
             long at = pos;
             ByteBuffer b = packet.buffer();
             b.limit(PacketHeader.SIZE);
-            if (!ChannelIo.readOrEof(in, b)) {
+            if (!ChannelIo.readOrEof(transport, b)) {
                 return false;
             }
             rejectSyncOnDeviceState(b, at);
@@ -435,7 +432,7 @@ public final class MultifdReceiver implements AutoCloseable {
                     for (int i = 0; i < normal; i++) {
                         pageBufs[i] = views.page(i, block, offs[i]);
                     }
-                    codec.receive(in, payload, pageBufs, normal, name, pos);
+                    codec.receive(transport, payload, pageBufs, normal, name, pos);
                     block.markReceived(offs, 0, normal);
                 }
                 pos += payload;
@@ -485,7 +482,7 @@ public final class MultifdReceiver implements AutoCloseable {
 
         private void readBody(ByteBuffer b, long at, String what) throws IOException {
             try {
-                ChannelIo.readExactly(in, b);
+                ChannelIo.readExactly(transport, b);
             } catch (EOFException e) {
                 throw new StreamException(Category.PROTOCOL, name, at, "channel dropped in the middle of a packet: "
                         + "truncated " + what + " (" + e.getMessage() + ")");
