@@ -20,9 +20,11 @@ import java.nio.file.Path;
  * destination pays no page faults during the migration) and {@code thp=on|off}
  * ({@code madvise(MADV_HUGEPAGE)} on the mapping, as QEMU does for all guest RAM). Unless given,
  * {@code thp} follows {@code prealloc}: preallocated RAM pays for huge pages (compaction) before
- * the VM starts and copies into them faster afterwards, while RAM faulted in lazily would pay
- * for them during the migration (the README's Benchmarks section has both measurements).
- * {@code -Djmigrate.memory.thp-with-prealloc=off} keeps them off by default (for an A/B).
+ * the VM starts, as QEMU's does, while RAM faulted in lazily would pay for them during a
+ * migration, where compaction stalls vary with fragmentation (the README's Benchmarks section
+ * has the measurements).
+ * {@code -Djmigrate.memory.thp=on|off} sets that default for every block instead (for an A/B;
+ * {@code prealloc}, the default, is the rule above).
  *
  * @param kind     the backend kind
  * @param path     the file for {@link Kind#FILE}, else null
@@ -42,9 +44,16 @@ public record MemoryBackend(Kind kind, Path path, boolean share, boolean preallo
         }
     }
 
-    /** Whether {@code prealloc=on} without {@code thp=} advises huge pages (default yes). */
-    static final boolean THP_WITH_PREALLOC =
-            !"off".equals(System.getProperty("jmigrate.memory.thp-with-prealloc", "on"));
+    /** The huge-page default where no {@code thp=} is given: {@code prealloc}, {@code on} or {@code off}. */
+    static final String THP_DEFAULT = System.getProperty("jmigrate.memory.thp", "prealloc");
+
+    static boolean defaultThp(boolean prealloc) {
+        return switch (THP_DEFAULT) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> prealloc;
+        };
+    }
 
     public static MemoryBackend file(Path path, boolean share) {
         return new MemoryBackend(Kind.FILE, path, share, false, false);
@@ -87,7 +96,7 @@ public record MemoryBackend(Kind kind, Path path, boolean share, boolean preallo
             throw bad(spec, "share=on needs a file or memfd backend (ram is private anonymous memory)");
         }
         boolean sh = share != null ? share : kind == Kind.MEMFD;
-        boolean hugePages = thp != null ? thp : prealloc && THP_WITH_PREALLOC;
+        boolean hugePages = thp != null ? thp : defaultThp(prealloc);
         return new MemoryBackend(kind, path, sh, prealloc, hugePages);
     }
 

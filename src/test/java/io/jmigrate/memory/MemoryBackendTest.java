@@ -12,8 +12,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 class MemoryBackendTest {
     @Test
     void hugePagesFollowPreallocUnlessGiven() {
-        assertThat(MemoryBackend.parse("ram").thp()).isFalse();
-        assertThat(MemoryBackend.parse("ram,prealloc=on").thp()).isEqualTo(MemoryBackend.THP_WITH_PREALLOC);
+        assertThat(MemoryBackend.parse("ram").thp()).isEqualTo(MemoryBackend.defaultThp(false));
+        assertThat(MemoryBackend.parse("ram,prealloc=on").thp()).isEqualTo(MemoryBackend.defaultThp(true));
+        assertThat(MemoryBackend.defaultThp(true)).isTrue();
+        assertThat(MemoryBackend.defaultThp(false)).isFalse();
         assertThat(MemoryBackend.parse("ram,prealloc=on,thp=off").thp()).isFalse();
         assertThat(MemoryBackend.parse("ram,thp=off,prealloc=on").thp()).isFalse();
         assertThat(MemoryBackend.parse("ram,thp=on").thp()).isTrue();
