@@ -31,10 +31,11 @@ public final class VmCommand implements java.util.concurrent.Callable<Integer> {
             defaultValue = "128M")
     String memory;
 
-    @Option(names = "--memory-backend", paramLabel = "ram|file=PATH,share=on|off|memfd[,prealloc=on][,thp=on]",
+    @Option(names = "--memory-backend", paramLabel = "ram|file=PATH,share=on|off|memfd[,prealloc=on][,thp=on|off]",
             description = "guest RAM as QEMU's memory backends: ram (anonymous, faulted in lazily; the default), "
                     + "file=PATH,share=on|off (memory-backend-file), memfd (memory-backend-memfd); prealloc=on "
-                    + "faults every page in before the VM starts; thp=on advises transparent huge pages")
+                    + "faults every page in before the VM starts; thp=on|off advises transparent huge pages "
+                    + "(default: on with prealloc=on, off without)")
     String memoryBackend;
 
     @Option(names = "--machine", description = "machine type: none, jm-10.1 (default), jm-9.2",
