@@ -18,7 +18,7 @@ _copy_to_iter (out of it). Its migration window is the largest burst of those co
 and the digest after completion. Every sample of the process inside the window counts.
 
 Prints, per engine and side: the samples, the windows, the split into kernel and user space,
-the threads, and the kernel symbols whose sample counts differ most between the engines.
+the threads, the user-space symbols with the most samples, and the kernel symbols whose sample counts differ most between the engines.
 """
 import collections
 import re
@@ -78,6 +78,9 @@ def main(path, top=15):
               f'({", ".join(f"{d:.3f}" for d, _ in runs)} s); kernel {space["kernel"]}, user {space["user"]}')
         for t, c in threads.most_common(6):
             print(f'   thread {c:6d} {100 * c / n:5.1f}%  {t}')
+        user = collections.Counter((re.sub(r'_\d+$', '_N', s[1]), s[2]) for s in samples if 'kallsyms' not in s[3])
+        for (t, sym), c in user.most_common(8):
+            print(f'   user   {c:6d} {100 * c / n:5.1f}%  {t}: {sym[:100]}')
     for side in COPY:
         a, q = kernel.get(('jmigrate', side)), kernel.get(('qemu', side))
         if a is None or q is None:

@@ -49,6 +49,7 @@ public final class JitWarmUp {
      * (JitWarmUpTest checks that each name still exists).
      */
     static final List<String> HOT = List.of(
+            "io.jmigrate.multifd.MultifdSender$SendChannel.step(",
             "io.jmigrate.multifd.MultifdSender$SendChannel.writeRam(",
             "io.jmigrate.multifd.MultifdSender$SendChannel.fillPacket(",
             "io.jmigrate.multifd.MultifdReceiver$RecvChannel.readPacket(",
@@ -56,7 +57,8 @@ public final class JitWarmUp {
             "io.jmigrate.ram.RamSaver.sendNextDirty(",
             "io.jmigrate.ram.RamSectionReader.readSection(");
     /** Those of {@link #HOT} that precopy runs (the rest are multifd's). */
-    private static final List<String> PRECOPY_HOT = HOT.subList(4, 6);
+    private static final List<String> PRECOPY_HOT =
+            HOT.stream().filter(m -> m.startsWith("io.jmigrate.ram.")).toList();
 
     public enum Status {
         OFF("off"), RUNNING("running"), DONE("done"), STOPPED("stopped"), FAILED("failed");
