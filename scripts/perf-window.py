@@ -18,7 +18,8 @@ _copy_to_iter (out of it). Its migration window is the largest burst of those co
 and the digest after completion. Every sample of the process inside the window counts.
 
 Prints, per engine and side: the samples, the windows, the split into kernel and user space,
-the threads, the user-space symbols with the most samples, and the kernel symbols whose sample counts differ most between the engines.
+the threads, the user-space symbols with the most samples, and the kernel symbols whose sample
+counts differ most between the engines.
 """
 import collections
 import re
