@@ -41,9 +41,11 @@ public final class MultifdMethods {
     /** Source side of one channel. Not thread safe: owned by one {@code mig/src/send_N} thread. */
     public interface SendCodec extends AutoCloseable {
         /**
-         * Prepares the payload of {@code n} normal pages ({@code pages[i]} positioned on page i).
-         * Puts the buffers to write into {@code iov} from index {@code start} and returns how
-         * many it put; {@link #nextPacketSize()} is then the payload length.
+         * Prepares the payload of the normal pages in {@code pages[0..n)}, in offset order: one
+         * page per buffer for compression, and for none, buffers that may each hold a run of
+         * contiguous pages ({@link PageViews#fill}). Puts the buffers to write into {@code iov}
+         * from index {@code start} and returns how many it put; {@link #nextPacketSize()} is
+         * then the payload length.
          */
         int prepare(ByteBuffer[] pages, int n, ByteBuffer[] iov, int start);
 
@@ -56,8 +58,9 @@ public final class MultifdMethods {
     /** Destination side of one channel. Not thread safe: owned by one {@code mig/dst/recv_N} thread. */
     public interface RecvCodec extends AutoCloseable {
         /**
-         * Reads {@code payloadLength} bytes from {@code ch} and fills the {@code n} pages
-         * ({@code pages[i]} positioned on page i, in offset order).
+         * Reads {@code payloadLength} bytes from {@code ch} and fills the normal pages in
+         * {@code pages[0..n)}, in offset order: one page per buffer for compression, and for
+         * none, buffers that may each hold a run of contiguous pages ({@link PageViews#fill}).
          *
          * @param at byte offset of the payload in the channel, for errors
          */
@@ -70,7 +73,7 @@ public final class MultifdMethods {
 
     public static SendCodec newSend(MultifdCompression method, int pageSize, int level) {
         return switch (method) {
-            case NONE -> new NocompSend(pageSize);
+            case NONE -> new NocompSend();
             case ZLIB -> new ZlibSend(level);
             case ZSTD -> new ZstdSend(level);
         };
@@ -87,17 +90,16 @@ public final class MultifdMethods {
     // ---- none -------------------------------------------------------------------------------
 
     private static final class NocompSend implements SendCodec {
-        private final int pageSize;
         private int size;
-
-        NocompSend(int pageSize) {
-            this.pageSize = pageSize;
-        }
 
         @Override
         public int prepare(ByteBuffer[] pages, int n, ByteBuffer[] iov, int start) {
+            int bytes = 0;
+            for (int i = 0; i < n; i++) {
+                bytes += pages[i].remaining();
+            }
             System.arraycopy(pages, 0, iov, start, n);
-            size = n * pageSize;
+            size = bytes;
             return n;
         }
 

@@ -429,10 +429,7 @@ public final class MultifdReceiver implements AutoCloseable {
                     offs[i] = packet.offset(i);
                 }
                 if (normal > 0) {
-                    for (int i = 0; i < normal; i++) {
-                        pageBufs[i] = views.page(i, block, offs[i]);
-                    }
-                    codec.receive(transport, payload, pageBufs, normal, name, pos);
+                    codec.receive(transport, payload, pageBufs, views.fill(block, offs, normal, pageBufs), name, pos);
                     block.markReceived(offs, 0, normal);
                 }
                 pos += payload;

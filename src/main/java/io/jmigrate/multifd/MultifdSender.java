@@ -555,12 +555,9 @@ public final class MultifdSender implements AutoCloseable {
             return n;
         }
 
-        /** The page views of the {@code normal} pages through the codec into {@link #iov} from 1; returns their count. */
+        /** The views of the {@code normal} pages through the codec into {@link #iov} from 1; returns their count. */
         private int preparePayload(MultifdBlock block, int normal) {
-            for (int i = 0; i < normal; i++) {
-                pageBufs[i] = views.page(i, block, sorted[i]);
-            }
-            return codec.prepare(pageBufs, normal, iov, 1);
+            return codec.prepare(pageBufs, views.fill(block, sorted, normal, pageBufs), iov, 1);
         }
 
         /** The packet header for {@link #sorted}'s {@code n} pages, into {@link #iov}[0]. */

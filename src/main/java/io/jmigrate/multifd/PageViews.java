@@ -32,14 +32,56 @@ final class PageViews {
         this.forIo = forIo;
     }
 
-    /** Slot {@code i} positioned on the page at {@code offset} of {@code block}. */
-    ByteBuffer page(int i, MultifdBlock block, long offset) {
+    /**
+     * The views of the pages at {@code offs[0..n)} of {@code block}, in that order, into
+     * {@code out} from index 0; returns how many it put. For compression, one view per page (the
+     * codecs take pages one at a time). For system calls ({@code forIo}), one view per run of
+     * pages that follow each other in the block and lie in one window: the bytes are the same,
+     * but a gathering write or scattering read of a 512 KiB packet of contiguous pages then
+     * passes one buffer instead of 128, and NIO walks each buffer twice per call, as the kernel
+     * does each iovec (a scattering read that returns early is called again with the rest).
+     */
+    int fill(MultifdBlock block, long[] offs, int n, ByteBuffer[] out) {
         if (owner != block) {
             bind(block);
         }
+        return forIo ? runs(block.pageSize(), offs, n, out) : pages(block.pageSize(), offs, n, out);
+    }
+
+    private int pages(int ps, long[] offs, int n, ByteBuffer[] out) {
+        for (int i = 0; i < n; i++) {
+            out[i] = position(i, offs[i], ps);
+        }
+        return n;
+    }
+
+    /**
+     * One branch per page, whose two outcomes every packet takes (its first page starts a run):
+     * so the JIT never compiles a workload's first scattered page as an uncommon trap.
+     */
+    private int runs(int ps, long[] offs, int n, ByteBuffer[] out) {
+        int k = -1;
+        long prev = Long.MIN_VALUE; // no page before the first: it starts a run
+        for (int i = 0; i < n; i++) {
+            long off = offs[i];
+            // not the page right after prev, or in another window: a new run
+            if (((off - prev - ps) | ((off ^ prev) >>> SegmentWindows.SHIFT)) != 0) {
+                k++;
+                out[k] = position(k, off, ps);
+            } else {
+                ByteBuffer b = out[k];
+                b.limit(b.limit() + ps);
+            }
+            prev = off;
+        }
+        return k + 1;
+    }
+
+    /** Slot {@code i} positioned on the page at {@code offset}. */
+    private ByteBuffer position(int i, long offset, int ps) {
         ByteBuffer b = views[SegmentWindows.index(offset)][i];
         int pos = SegmentWindows.offsetInWindow(offset);
-        b.limit(pos + block.pageSize()).position(pos);
+        b.limit(pos + ps).position(pos);
         return b;
     }
 
