@@ -4,6 +4,7 @@ import io.jmigrate.common.Durations;
 import io.jmigrate.common.FirstError;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
+import io.jmigrate.memory.ZeroPages;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -534,7 +535,7 @@ public final class MultifdSender implements AutoCloseable {
             int back = n;
             for (int i = 0; i < n; i++) {
                 long off = offs[i];
-                if (MemorySegment.mismatch(mem, off, off + ps, zeroPage, 0, ps) < 0) {
+                if (ZeroPages.isZero(mem, off, ps, zeroPage)) {
                     sorted[--back] = off;
                 } else {
                     sorted[front++] = off;

@@ -3,6 +3,7 @@ package io.jmigrate.ram;
 import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.memory.RamBlock;
+import io.jmigrate.memory.ZeroPages;
 import io.jmigrate.multifd.MultifdReceiver;
 import io.jmigrate.savevm.SaveVmHandlers;
 import io.jmigrate.savevm.SectionType;
@@ -156,7 +157,7 @@ public final class RamLoader implements SaveVmHandlers.Load, RamLoadSink {
     public void zeroPage(String block, long offset) {
         zeroCount++;
         MemorySegment seg = blockTarget(block);
-        if (MemorySegment.mismatch(seg, offset, offset + pageSize, zero, 0, pageSize) != -1) {
+        if (!ZeroPages.isZero(seg, offset, pageSize, zero)) {
             MemorySegment.copy(zero, 0, seg, offset, pageSize); // no slice per page
         }
     }

@@ -4,6 +4,7 @@ import io.jmigrate.common.MigrationException;
 import io.jmigrate.common.MigrationException.Category;
 import io.jmigrate.memory.RamBlock;
 import io.jmigrate.memory.SegmentWindows;
+import io.jmigrate.memory.ZeroPages;
 import io.jmigrate.multifd.MultifdBlock;
 import io.jmigrate.multifd.MultifdSender;
 import io.jmigrate.savevm.SaveVmHandlers;
@@ -338,7 +339,7 @@ public final class RamSaver implements SaveVmHandlers.Save {
     private void sendPage(QemuFileWriter w, RamBlock b, SegmentWindows win, long page) {
         long offset = page << b.pageShift();
         MemorySegment seg = b.segment();
-        boolean zero = zeroPageDetection && MemorySegment.mismatch(seg, offset, offset + pageSize, zeroPage, 0, pageSize) == -1;
+        boolean zero = zeroPageDetection && ZeroPages.isZero(seg, offset, pageSize, zeroPage);
         if (multifd != null && !zero) {
             multifd.queuePage(multifdBlocks[cursorBlock], offset);
             return;
