@@ -221,6 +221,30 @@ class QmpRobustnessTest {
         assertThat(qmp.greeting().path("QMP").path("version")).isEqualTo(v);
     }
 
+    /**
+     * Replies on the wire, byte for byte: "return" first, then the request's id echoed as it was
+     * sent (any JSON value), one line with CR LF; errors the same way; a result's nested maps,
+     * lists, numbers and strings as JSON.
+     */
+    @Test
+    void repliesAreOneLineWithTheIdEchoedVerbatim() throws Exception {
+        try (MuteClient raw = new MuteClient(server.address())) {
+            raw.write("{\"execute\": \"query-status\", \"id\": {\"a\": [1, \"x\", null, 2.5, true]}}\n");
+            String line = raw.readRawLine();
+            assertThat(line).endsWith("\r\n").doesNotContain("\n{");
+            assertThat(line).matches("\\{\"return\":\\{\"running\":(true|false),\"status\":\"[a-z-]+\"\\},"
+                    + "\"id\":\\{\"a\":\\[1,\"x\",null,2\\.5,true\\]\\}\\}\r\n");
+            raw.write("{\"execute\": \"no-such-command\", \"id\": 7}\n");
+            assertThat(raw.readRawLine()).isEqualTo("{\"error\":{\"class\":\"CommandNotFound\","
+                    + "\"desc\":\"The command no-such-command has not been found\"},\"id\":7}\r\n");
+            raw.write("{\"execute\": \"query-migrate-capabilities\"}\n");
+            JsonNode caps = QmpServer.JSON.readTree(raw.readRawLine());
+            assertThat(caps.path("return").isArray()).isTrue();
+            assertThat(caps.path("return").get(0).path("capability").isTextual()).isTrue();
+            assertThat(caps.has("id")).isFalse();
+        }
+    }
+
     /** A raw unix-socket client that negotiates, then reads only when told to. */
     private static final class MuteClient implements AutoCloseable {
         final SocketChannel ch;
@@ -243,10 +267,16 @@ class QmpRobustnessTest {
 
         /** The next line, without its CR LF; null at end of stream. */
         String readLine() throws IOException {
+            String line = readRawLine();
+            return line == null ? null : line.stripTrailing();
+        }
+
+        /** The next line as sent, with its line end; null at end of stream. */
+        String readRawLine() throws IOException {
             while (true) {
                 int nl = pending.indexOf("\n");
                 if (nl >= 0) {
-                    String line = pending.substring(0, nl).stripTrailing();
+                    String line = pending.substring(0, nl + 1);
                     pending.delete(0, nl + 1);
                     return line;
                 }
