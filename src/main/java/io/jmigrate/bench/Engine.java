@@ -79,13 +79,15 @@ public sealed interface Engine {
             }
             cmd.addAll(jvmArgs);
             if (jar) {
-                // the AOT cache bin/jmigrate built for this jar, if it is not older than the jar
+                // the AOT cache bin/jmigrate built for this jar, if it is not older than the jar,
+                // with the launcher's options for it (see bin/jmigrate)
                 Path aot = code.resolveSibling("jmigrate.aot");
                 try {
                     if (Files.isRegularFile(aot)
                             && !Files.getLastModifiedTime(aot).toInstant().isBefore(
                                     Files.getLastModifiedTime(code).toInstant())) {
-                        cmd.add(cmd.size() - jvmArgs.size(), "-XX:AOTCache=" + aot);
+                        cmd.addAll(cmd.size() - jvmArgs.size(),
+                                List.of("-XX:AOTCache=" + aot, "-XX:Tier2InvokeNotifyFreqLog=7"));
                     }
                 } catch (java.io.IOException e) {
                     // no cache: the VMs start without it

@@ -21,7 +21,10 @@ import java.util.function.BooleanSupplier;
  * packet fill and validate, gathering writes, scattering reads, QMP's query-migrate) with C2
  * before the VM's first real migration, instead of compiling them during it. A fresh JVM compiles about 1 s of C2 work
  * in the first seconds of its first multifd migration; on a small machine that competes with the
- * channel threads. (The AOT cache holds classes and profiles, not compiled code, in JDK 25.)
+ * channel threads. (The AOT cache holds classes and profiles, not compiled code, in JDK 25. Its
+ * training takes the {@link #HOT} methods to C2, so under it they are compiled within the first
+ * rounds, from the stored profiles; under a cache whose training had left them at C1 they stayed
+ * at tier 2 through all {@link #MAX_ROUNDS}.)
  *
  * <p>The scratch guests are anonymous memory of {@link #ROUND_BYTES} each, unmapped after each
  * round, so the warm-up adds at most two of them to the process's resident memory. The rounds
